@@ -1,0 +1,141 @@
+"""Argument validation shared by every public operation.
+
+Every error raised for bad input is an :class:`NMRefValueError` (a ``ValueError``)
+or an :class:`NMRefTypeError` (a ``TypeError``) whose message names the argument,
+the value received and what was expected.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+__all__ = ["NMRefValueError", "NMRefTypeError"]
+
+
+class NMRefValueError(ValueError):
+    """An argument has the right type but an invalid value."""
+
+
+class NMRefTypeError(TypeError):
+    """An argument has the wrong type or dtype."""
+
+
+def _dtype_names() -> tuple:
+    names = [np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)]
+    try:  # bfloat16 is optional (ml_dtypes)
+        import ml_dtypes
+
+        names.append(np.dtype(ml_dtypes.bfloat16))
+    except ImportError:  # pragma: no cover - optional dependency
+        pass
+    return tuple(names)
+
+
+FLOAT_DTYPES = _dtype_names()
+
+
+def is_float_dtype(dtype) -> bool:
+    return np.dtype(dtype) in FLOAT_DTYPES
+
+
+def as_float_array(name: str, x, *, allow_nan: bool = True) -> np.ndarray:
+    """Return ``x`` as an ndarray of a supported float dtype (no copy if possible)."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float64)
+    if not isinstance(x, np.ndarray):
+        raise NMRefTypeError(f"{name} must be a numpy.ndarray of float16/bfloat16/float32/float64, got {type(x).__name__}")
+    if not is_float_dtype(x.dtype):
+        raise NMRefTypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got dtype {x.dtype}"
+        )
+    if not allow_nan and x.size and np.isnan(x.astype(np.float32, copy=False) if x.dtype.itemsize == 2 else x).any():
+        raise NMRefValueError(f"{name} contains NaN; expected finite or infinite values only")
+    return x
+
+
+def as_real_array(name: str, x) -> np.ndarray:
+    """Scores: any real (integer or float) array; booleans and complex are rejected."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    if not isinstance(x, np.ndarray):
+        raise NMRefTypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.integer) or is_float_dtype(x.dtype)):
+        raise NMRefTypeError(f"{name} must have a real integer or floating dtype, got dtype {x.dtype}")
+    return x
+
+
+def as_bool_array(name: str, x) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise NMRefTypeError(f"{name} must be a numpy.ndarray of bool, got {type(x).__name__}")
+    if x.dtype != np.bool_:
+        raise NMRefTypeError(f"{name} must have dtype bool, got dtype {x.dtype}")
+    return x
+
+
+def check_int(name: str, value, *, minimum: int | None = None) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise NMRefTypeError(f"{name} must be an integer, got bool {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise NMRefTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+    if minimum is not None and v < minimum:
+        raise NMRefValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def check_nm(n, m) -> tuple[int, int]:
+    """Validate an N:M pair: integers with 0 <= n <= m and m >= 1."""
+    n = check_int("n", n, minimum=0)
+    m = check_int("m", m, minimum=1)
+    if n > m:
+        raise NMRefValueError(f"n must satisfy 0 <= n <= m; got n={n}, m={m}")
+    return n, m
+
+
+def check_axis(axis, ndim: int) -> int:
+    axis = check_int("axis", axis)
+    if ndim == 0:
+        raise NMRefValueError("expected an array with at least one dimension, got a 0-d array")
+    if not -ndim <= axis < ndim:
+        raise NMRefValueError(f"axis {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim
+
+
+def check_divisible(name: str, shape, axis: int, m: int) -> None:
+    if shape[axis] % m:
+        raise NMRefValueError(
+            f"{name}.shape[{axis}] = {shape[axis]} is not divisible by the group size m = {m}; "
+            "groups never straddle rows: pad explicitly (nmref.pad_to_multiple) if that is what you want"
+        )
+
+
+def check_shape(name: str, x: np.ndarray, expected: tuple) -> None:
+    if tuple(x.shape) != tuple(expected):
+        raise NMRefValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(expected)}")
+
+
+def check_finite_scalar(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise NMRefTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise NMRefValueError(f"{name} must be finite, got {v}")
+    if minimum is not None and v < minimum:
+        raise NMRefValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise NMRefValueError(f"{name} must be <= {maximum}, got {v}")
+    return v
+
+
+def grouped(x: np.ndarray, axis: int, m: int) -> np.ndarray:
+    """View/copy ``x`` as ``(..., G, m)`` with the grouped axis last (groups of m consecutive elements)."""
+    xl = np.moveaxis(x, axis, -1)
+    return xl.reshape(xl.shape[:-1] + (xl.shape[-1] // m, m))
+
+
+def ungrouped(g: np.ndarray, axis: int) -> np.ndarray:
+    """Inverse of :func:`grouped`."""
+    x = g.reshape(g.shape[:-2] + (g.shape[-2] * g.shape[-1],))
+    return np.moveaxis(x, -1, axis)
