@@ -17,6 +17,14 @@ from .masks import (
     wanda_scores,
 )
 
+from .distill import DISTILL_KINDS, cross_entropy, distill_loss, kl_forward, kl_reverse, log_softmax, squarehead_loss
+from .optim import *  # noqa: F401,F403
+from .optim import __all__ as _optim_all
+from .slorb import (slorb_backward, slorb_effective_weight, slorb_forward, slorb_init, slorb_parameter_overhead,
+                    slorb_projection)
+from .ste import annealing_lambda, mask_refresh_due, masked_weight, refresh_mask, sr_ste_grad
+from .weight_scaling import soft_threshold_nm, weight_scale
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -24,4 +32,10 @@ __all__ = [
     "nm_mask", "is_nm_sparse", "wanda_scores", "transposable_nm_mask", "TRANSPOSABLE_24_PATTERNS",
     "flip_rate", "initial_flip_rate", "pad_to_multiple",
     *_compress_all,
+    "masked_weight", "sr_ste_grad", "annealing_lambda", "mask_refresh_due", "refresh_mask",
+    *_optim_all,
+    "soft_threshold_nm", "weight_scale",
+    "slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
+    "slorb_parameter_overhead",
+    "log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS",
 ]

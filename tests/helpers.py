@@ -68,3 +68,19 @@ def all_transposable_patterns():
         if (b.sum(0) == 2).all():
             pats.append(b)
     return pats
+
+
+def central_fd(f, x, eps=1e-6, idx=None):
+    """Central finite difference of scalar f at float64 x, at all (or the given flat) indices."""
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in (range(flat.size) if idx is None else idx):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f(x)
+        flat[i] = old - eps
+        fm = f(x)
+        flat[i] = old
+        gf[i] = (fp - fm) / (2 * eps)
+    return g
