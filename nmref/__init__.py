@@ -4,6 +4,9 @@ Every public operation is re-exported here; each lives in a module named after i
 (``nmref.masks``, ``nmref.compress``, ...). See ``docs/`` for the exact semantics.
 """
 from ._checks import NMRefTypeError, NMRefValueError
+from .activation import (TEAL_PROJECTION_INPUTS, GreedyStep, ThresholdHistogram, exact_threshold,
+                         gemv_input_sparse, gemv_input_sparse_24, gemv_output_sparse, greedy_block_allocation,
+                         sparsify, sparsify_batched, sparsify_prefill, sparsities_at)
 from .compress import *  # noqa: F401,F403
 from .compress import __all__ as _compress_all
 from .masks import (
@@ -37,5 +40,8 @@ __all__ = [
     "soft_threshold_nm", "weight_scale",
     "slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
     "slorb_parameter_overhead",
+    "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
+    "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
+    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24",
     "log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS",
 ]

@@ -1,0 +1,268 @@
+"""Training-free activation sparsity (TEAL): thresholds, sparsification, greedy allocation, GEMV semantics.
+
+Sparsifying a hidden state keeps the entries whose magnitude is *strictly* above a threshold:
+``S_t(x) = x · 1[|x| > t]``. See ``docs/activation.md`` for the choices (|x| quantile rather than
+TEAL's symmetric signed CDF, strict rule, rounding of the drop count, ties).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._checks import NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int, check_shape
+
+__all__ = [
+    "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
+    "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
+    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24",
+]
+
+#: Which hidden state each LLaMA-style projection reads (q/k/v share the attention input,
+#: gate/up the MLP input; o and down have their own).
+TEAL_PROJECTION_INPUTS = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "o_in",
+                          "gate": "mlp_in", "up": "mlp_in", "down": "down_in"}
+
+
+def _check_p(p) -> float:
+    p = check_finite_scalar("p", p)
+    if not 0.0 <= p <= 1.0:
+        raise NMRefValueError(f"p (target sparsity) must lie in [0, 1], got {p}")
+    return p
+
+
+def _drop_count(p: float, n: int) -> int:
+    return int(round(p * n))  # nearest count; immune to p·n = 28.999999999999996
+
+
+def exact_threshold(x: np.ndarray, p: float) -> float:
+    """Threshold ``t_p`` over all entries of ``x`` (calibration activations, any shape).
+
+    With ``a_(1) ≤ … ≤ a_(N)`` the sorted magnitudes and ``D = round(p·N)`` the number to drop:
+    ``t_p = a_(D)`` (so ``|x| > t_p`` keeps ``N − D`` entries when ``a_(D) < a_(D+1)``), and
+    ``t_p = −inf`` for ``D = 0`` (keep everything). Ties at ``a_(D)`` are all dropped, so the achieved
+    sparsity is ``≥ p`` and exceeds ``D/N`` only by the entries tied with the threshold.
+    NaN raises; ``|±inf|`` is the largest magnitude.
+    """
+    p = _check_p(p)
+    x = as_float_array("x", x, allow_nan=False)
+    if x.size == 0:
+        raise NMRefValueError("x (calibration activations) is empty; a threshold needs at least one value")
+    a = np.abs(x.astype(np.float64, copy=False)).ravel()
+    d = _drop_count(p, a.size)
+    if d == 0:
+        return float("-inf")
+    return float(np.partition(a, d - 1)[d - 1])
+
+
+@dataclass
+class ThresholdHistogram:
+    """Streaming |x| histogram for calibration sets that do not fit in memory.
+
+    Each magnitude is rounded to float32 and bucketed by its top ``mantissa_bits`` mantissa bits
+    (all float32 magnitudes, 0 and inf included, have a bucket: no range to guess). ``threshold(p)``
+    returns the largest float32 of the bucket holding the exact threshold ``t`` of the same data,
+    so **t ≤ t̂ ≤ t·(1 + 2^−mantissa_bits)** for normal ``t`` (t̂ − t < 2^(−149 + 23 − mantissa_bits)
+    for subnormal t), and the sparsity achieved by ``t̂`` exceeds ``t``'s only by entries of that one
+    bucket. Counts are int64 (no overflow before 9·10¹⁸ values).
+    """
+
+    mantissa_bits: int = 7
+    counts: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.mantissa_bits = check_int("mantissa_bits", self.mantissa_bits, minimum=0)
+        if self.mantissa_bits > 15:
+            raise NMRefValueError(f"mantissa_bits must be <= 15, got {self.mantissa_bits}")
+        self._shift = 23 - self.mantissa_bits
+        self.counts = np.zeros((0x7F800000 >> self._shift) + 1, dtype=np.int64)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def update(self, x: np.ndarray) -> "ThresholdHistogram":
+        """Add a batch of activations (any shape). NaN raises."""
+        x = as_float_array("x", x, allow_nan=False)
+        keys = np.abs(x.astype(np.float32)).ravel().view(np.uint32) >> self._shift
+        self.counts += np.bincount(keys, minlength=self.counts.size)
+        return self
+
+    def threshold(self, p: float) -> float:
+        p = _check_p(p)
+        n = self.total
+        if n == 0:
+            raise NMRefValueError("the histogram is empty: call update() with calibration activations first")
+        d = _drop_count(p, n)
+        if d == 0:
+            return float("-inf")
+        key = int(np.searchsorted(np.cumsum(self.counts), d))  # bucket holding the d-th smallest
+        top_bits = np.uint32(min(((key + 1) << self._shift) - 1, 0x7F800000))
+        return float(top_bits.view(np.float32))
+
+
+def _check_t(t) -> float:
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):
+        raise NMRefValueError(f"t (threshold) must be a real number, got {t!r}")
+    t = float(t)
+    if np.isnan(t):
+        raise NMRefValueError("t (threshold) is NaN")
+    return t
+
+
+def sparsify(x: np.ndarray, t: float) -> np.ndarray:
+    """``x · 1[|x| > t]`` elementwise (dropped entries become +0.0; kept keep their bits)."""
+    x = as_float_array("x", x)
+    t = _check_t(t)
+    return np.where(np.abs(x) > t, x, np.zeros((), x.dtype))
+
+
+def sparsify_batched(x: np.ndarray, t: float) -> np.ndarray:
+    """Batched decoding with one shared mask: ``s_j = 1[mean_b |x_bj| > t]``, ``x ⊙ s`` (x: ``[B, d]``).
+
+    The batch mean is taken in float64."""
+    x = as_float_array("x", x)
+    t = _check_t(t)
+    if x.ndim != 2:
+        raise NMRefValueError(f"x must be [batch, d], got shape {x.shape}")
+    keep = np.abs(x.astype(np.float64)).mean(axis=0) > t
+    return np.where(keep[None, :], x, np.zeros((), x.dtype))
+
+
+def sparsify_prefill(x: np.ndarray, t: float, start: int | None = None) -> np.ndarray:
+    """Prefill: sparsify only positions ``≥ start`` of the sequence axis (``x[..., S, d]``); default
+    ``start = S // 2`` (TEAL sparsifies the later half of the prefill tokens)."""
+    x = as_float_array("x", x)
+    t = _check_t(t)
+    if x.ndim < 2:
+        raise NMRefValueError(f"x must be [..., seq, d], got shape {x.shape}")
+    seq = x.shape[-2]
+    start = seq // 2 if start is None else check_int("start", start, minimum=0)
+    out = x.copy()
+    out[..., start:, :] = sparsify(x[..., start:, :], t)
+    return out
+
+
+# ------------------------------------------------------------------ greedy block-wise allocation
+@dataclass(frozen=True)
+class GreedyStep:
+    """One point of the greedy path: per-projection sparsities, their parameter-weighted mean, error."""
+
+    sparsities: dict
+    total: float
+    error: float
+
+
+def _relative_error(y, y_dense) -> float:
+    den = float(np.sum(np.square(y_dense.astype(np.float64))))
+    num = float(np.sum(np.square(y.astype(np.float64) - y_dense)))
+    return num / den if den > 0 else num
+
+
+def greedy_block_allocation(block_fn, x_calib, param_counts: dict, *, step: float = 0.05, max_total: float = 1.0):
+    """TEAL's greedy block-wise sparsity allocation for one block.
+
+    ``block_fn(x_calib, sparsities: dict[str, float]) -> y`` evaluates the block with each projection
+    sparsified to the given level (the caller maps a level to its threshold, e.g. with
+    :func:`exact_threshold` on dense calibration activations). ``param_counts[proj]`` is the number of
+    parameters of each projection; its share is ``w_i = P_i / Σ P``.
+
+    Starting from all zeros, each move raises one projection ``i`` by ``Δ_i = step / w_i`` (capped
+    at 1), so that every candidate raises the parameter-weighted mean sparsity by the same ``step``
+    (less when capped); the move with the smallest relative block-output error
+    ``‖y − y_dense‖² / ‖y_dense‖²`` on ``x_calib`` is kept (ties: first projection in
+    ``param_counts`` order). Stops when the mean reaches ``max_total`` or no projection can move.
+    Returns the path as a list of :class:`GreedyStep`, starting at the dense point.
+    """
+    if not param_counts:
+        raise NMRefValueError("param_counts is empty; expected {projection: parameter count}")
+    for k, v in param_counts.items():
+        check_int(f"param_counts[{k!r}]", v, minimum=1)
+    step = check_finite_scalar("step", step)
+    if not 0 < step <= 1:
+        raise NMRefValueError(f"step must lie in (0, 1], got {step}")
+    max_total = check_finite_scalar("max_total", max_total, minimum=0.0, maximum=1.0)
+    total_params = sum(param_counts.values())
+    share = {k: v / total_params for k, v in param_counts.items()}
+    s = {k: 0.0 for k in param_counts}
+    y_dense = np.asarray(block_fn(x_calib, dict(s)), dtype=np.float64)
+    path = [GreedyStep(dict(s), 0.0, 0.0)]
+    mean = 0.0
+    while mean < max_total - 1e-12:
+        best = None
+        for k in param_counts:
+            if s[k] >= 1.0:
+                continue
+            cand = dict(s)
+            cand[k] = min(1.0, s[k] + step / share[k])
+            err = _relative_error(np.asarray(block_fn(x_calib, cand)), y_dense)
+            if best is None or err < best[0]:
+                best = (err, cand)
+        if best is None:
+            break
+        s = best[1]
+        mean = sum(share[k] * s[k] for k in s)
+        path.append(GreedyStep(dict(s), mean, best[0]))
+    return path
+
+
+def sparsities_at(path, target: float) -> dict:
+    """Per-projection sparsities of the first path point whose mean reaches ``target`` (the last point
+    if none does). ``target ∈ [0, 1]``."""
+    target = check_finite_scalar("target", target, minimum=0.0, maximum=1.0)
+    if not path:
+        raise NMRefValueError("path is empty")
+    for st in path:
+        if st.total >= target - 1e-12:
+            return dict(st.sparsities)
+    return dict(path[-1].sparsities)
+
+
+# ------------------------------------------------------------------ reference GEMV semantics
+def _acc_dtype(*arrs):
+    return np.float64 if any(a.dtype == np.float64 for a in arrs) else np.float32
+
+
+def _check_gemv(x, w):
+    x = as_float_array("x", x)
+    w = as_float_array("w", w)
+    if w.ndim != 2:
+        raise NMRefValueError(f"w must be 2-D [out, in], got shape {w.shape}")
+    if x.ndim not in (1, 2) or x.shape[-1] != w.shape[1]:
+        raise NMRefValueError(f"x must be [in] or [batch, in] with in = w.shape[1] = {w.shape[1]}, got {x.shape}")
+    return x, w
+
+
+def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
+    """``y = (x ⊙ 1[|x| > t]) Wᵀ`` for ``x[in]`` or ``x[batch, in]``, ``W[out, in]``.
+
+    Semantics of a kernel that stores W column-major (``Wᵀ`` row-major, so a dropped input skips one
+    contiguous column): only the kept columns are read. Products and sums are float32 for
+    float16/bfloat16/float32 inputs and float64 if any input is float64; the order of summation is
+    unspecified (compare with a tolerance, or exactly on inputs whose sums are exact).
+    For a batch the mask is per row (each token its own).
+    """
+    x, w = _check_gemv(x, w)
+    t = _check_t(t)
+    acc = _acc_dtype(x, w)
+    xs = sparsify(x, t).astype(acc)
+    return xs @ w.astype(acc).T
+
+
+def gemv_output_sparse(x: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``y = s ⊙ (x Wᵀ)``: only the outputs with ``s = True`` are computed, the others are +0.0."""
+    x, w = _check_gemv(x, w)
+    s = as_bool_array("s", s)
+    check_shape("s", s, (w.shape[0],))
+    acc = _acc_dtype(x, w)
+    y = np.zeros(x.shape[:-1] + (w.shape[0],), dtype=acc)
+    y[..., s] = x.astype(acc) @ w[s].astype(acc).T
+    return y
+
+
+def gemv_input_sparse_24(x: np.ndarray, w: np.ndarray, mask: np.ndarray, t: float) -> np.ndarray:
+    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ``: activation sparsity on a 2:4 (or any masked) weight."""
+    x, w = _check_gemv(x, w)
+    mask = as_bool_array("mask", mask)
+    check_shape("mask", mask, w.shape)
+    return gemv_input_sparse(x, np.where(mask, w, np.zeros((), w.dtype)), t)
