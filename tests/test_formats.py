@@ -269,3 +269,26 @@ def test_ratio_errors():
         nmref.compression_ratio(2, 4, 4, index_coding="huffman", pattern_probs=[0.5, 0.5])
     with pytest.raises(NMRefValueError, match="value_bits must be >= 1"):
         nmref.compression_ratio(2, 4, 0)
+
+
+# ---------------------------------------------------------------- packed 2:4 (kernel layout)
+@pytest.mark.parametrize("dt", ["float16", "bfloat16", "float32"])
+def test_packed_round_trip_and_bit_layout(dt):
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((5, 64)).astype(np_dtype(dt))
+    mask = nmref.nm_mask(w, 2, 4)
+    vals, meta = nmref.compress_24_packed(w)
+    assert meta.dtype == np.uint32 and meta.shape == (5, 2)
+    cv, _ = nmref.compress_nm(w, 2, 4)
+    assert bits_equal(vals, cv)
+    for r in range(5):
+        for g in range(16):
+            nib = int(meta[r, g // 8]) >> (4 * (g % 8)) & 0xF
+            assert mask[r, 4 * g + (nib & 3)] and mask[r, 4 * g + (nib >> 2)] and (nib & 3) < (nib >> 2)
+    assert bits_equal(nmref.decompress_24_packed(vals, meta), np.where(mask, w, np.zeros((), w.dtype)))
+    bad = meta.copy()
+    bad[0, 0] = 0
+    with pytest.raises(NMRefValueError, match="meta is invalid"):
+        nmref.decompress_24_packed(vals, bad)
+    with pytest.raises(NMRefValueError, match="divisible by 32"):
+        nmref.compress_24_packed(w[:, :16])
