@@ -1,0 +1,11 @@
+"""nmref_gpu — CuPy/CUDA kernels mirroring nmref's operations; every kernel is tested against nmref.
+
+Kernels live in the ``.cu`` files next to the Python that launches them; shapes and dtypes are
+validated before every launch. Needs CuPy (``pip install 'nmref[gpu]'``) and a CUDA GPU.
+"""
+from .gemv import gemv, gemv_24_packed, gemv_input_sparse
+from .masks import compress_24_packed, nm_mask, refresh_mask
+from .optim import adams_step, ast_adamw_step
+
+__all__ = ["nm_mask", "compress_24_packed", "refresh_mask", "gemv", "gemv_24_packed", "gemv_input_sparse",
+           "ast_adamw_step", "adams_step"]

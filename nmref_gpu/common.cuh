@@ -1,0 +1,31 @@
+// Shared device helpers for nmref_gpu kernels: element conversion and 16-byte vector unpacking.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+template <typename T> struct Elem;
+template <> struct Elem<float> {
+  typedef float cmp_t;
+  __device__ __forceinline__ static float to_f(float v) { return v; }
+};
+template <> struct Elem<double> {
+  typedef double cmp_t;
+  __device__ __forceinline__ static double to_f(double v) { return v; }
+};
+template <> struct Elem<__half> {
+  typedef float cmp_t;
+  __device__ __forceinline__ static float to_f(__half v) { return __half2float(v); }
+};
+template <> struct Elem<__nv_bfloat16> {
+  typedef float cmp_t;
+  __device__ __forceinline__ static float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+};
+
+// 8 half-precision values in one 16-byte word -> 8 floats.
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4 &v, float f[8]) {
+  const T *h = reinterpret_cast<const T *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) f[i] = Elem<T>::to_f(h[i]);
+}

@@ -1,0 +1,93 @@
+"""GPU GEMV / skinny GEMM for decoding (kernels: gemv.cu), float32 accumulation and output.
+
+* :func:`gemv` — dense ``y = x Wᵀ`` (W row-major), the baseline of our own;
+* :func:`gemv_24_packed` — ``y = x (W⊙M)ᵀ`` from nmref's packed 2:4 layout;
+* :func:`gemv_input_sparse` — TEAL ``y = (x ⊙ 1[|x| > t]) Wᵀ`` with W column-major, as
+  :func:`nmref.gemv_input_sparse` (batch 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nmref._checks import NMRefValueError
+from ._module import as_device, blocks, ctype, cupy, module
+
+_HALF = {"float16", "bfloat16"}
+_BATCH = (1, 2, 4, 8, 16)
+_NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in ("__half", "__nv_bfloat16") for b in _BATCH) + \
+    tuple(f"gemv_teal<{t}>" for t in ("__half", "__nv_bfloat16"))
+_WARPS = 4
+
+
+def _mod():
+    return module("gemv", (), _NAMES)
+
+
+def _x(x, in_features, dtype):
+    x = as_device("x", x, dtypes=_HALF)
+    if x.dtype != dtype:
+        raise NMRefValueError(f"x has dtype {x.dtype}, expected the weight's dtype {dtype}")
+    x2 = x.reshape(1, -1) if x.ndim == 1 else x
+    if x2.ndim != 2 or x2.shape[1] != in_features:
+        raise NMRefValueError(f"x must be [in] or [batch, in] with in = {in_features}, got {x.shape}")
+    if not 1 <= x2.shape[0] <= 16:
+        raise NMRefValueError(f"batch must be 1..16, got {x2.shape[0]}")
+    return x, x2
+
+
+def _bmax(batch):
+    return next(b for b in _BATCH if b >= batch)
+
+
+def gemv(x, w):
+    """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``."""
+    cp = cupy()
+    w = as_device("w", w, dtypes=_HALF, ndim=2)
+    out_f, in_f = w.shape
+    if in_f % 8:
+        raise NMRefValueError(f"w.shape[1] = {in_f} must be divisible by 8 (16-byte loads)")
+    x, x2 = _x(x, in_f, w.dtype)
+    y = cp.empty((x2.shape[0], out_f), dtype=cp.float32)
+    k = _mod().get_function(f"gemv_dense<{ctype(w.dtype)},{_bmax(x2.shape[0])}>")
+    k((blocks(out_f, _WARPS),), (32 * _WARPS,), (w, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])))
+    return y.reshape(x.shape[:-1] + (out_f,))
+
+
+def gemv_24_packed(x, values, meta):
+    """``y = x (W⊙M)ᵀ`` with ``(values, meta)`` from :func:`nmref.compress_24_packed` (on the device)."""
+    cp = cupy()
+    values = as_device("values", values, dtypes=_HALF, ndim=2)
+    meta = as_device("meta", meta, dtypes={"uint32"}, ndim=2)
+    out_f, in_f = values.shape[0], 2 * values.shape[1]
+    if in_f % 32 or meta.shape != (out_f, in_f // 32):
+        raise NMRefValueError(f"meta has shape {meta.shape}, expected {(out_f, in_f // 32)} (dense in = {in_f}, a multiple of 32)")
+    x, x2 = _x(x, in_f, values.dtype)
+    y = cp.empty((x2.shape[0], out_f), dtype=cp.float32)
+    k = _mod().get_function(f"gemv_24<{ctype(values.dtype)},{_bmax(x2.shape[0])}>")
+    k((blocks(out_f, _WARPS),), (32 * _WARPS,), (values, meta, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])))
+    return y.reshape(x.shape[:-1] + (out_f,))
+
+
+def gemv_input_sparse(x, w, t: float):
+    """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
+    (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
+    Summation order varies between runs (float32 atomics); results agree to float32 rounding."""
+    cp = cupy()
+    if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
+        raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
+    as_device("w", w, dtypes=_HALF, contiguous=False)
+    out_f, in_f = w.shape
+    if out_f % 8:
+        raise NMRefValueError(f"w.shape[0] = {out_f} must be divisible by 8")
+    x = as_device("x", x, dtypes=_HALF, ndim=1)
+    if x.shape[0] != in_f or x.dtype != w.dtype:
+        raise NMRefValueError(f"x must be [{in_f}] of dtype {w.dtype}, got {x.shape} {x.dtype}")
+    t = float(t)
+    if np.isnan(t):
+        raise NMRefValueError("t (threshold) is NaN")
+    y = cp.zeros(out_f, dtype=cp.float32)
+    wt = w.T  # C-contiguous [in, out]
+    threads = 128
+    grid = (blocks(out_f // 8, threads), blocks(in_f, 32))
+    _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")(grid, (threads,), (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
+    return y

@@ -1,0 +1,118 @@
+// N:M masks and the fused 2:4 mask+compress into nmref's packed layout (nmref/compress/packed.py).
+// Tie rule as nmref.nm_mask: rank_i = #{j<i: s_j >= s_i} + #{j>i: s_j > s_i}; keep iff rank_i < n.
+#include "common.cuh"
+
+template <typename T, int M>
+__device__ __forceinline__ unsigned keep_bits(const typename Elem<T>::cmp_t s[M], int n) {
+  unsigned bits = 0;
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    int rank = 0;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < i) rank += (s[j] >= s[i]);
+      if (j > i) rank += (s[j] > s[i]);
+    }
+    bits |= (rank < n ? 1u : 0u) << i;
+  }
+  return bits;
+}
+
+// One thread per group of M consecutive elements (the grouped axis is last and contiguous).
+// NaN anywhere sets *nan_flag (the launcher raises).
+template <typename T, int M>
+__global__ void nm_mask_kernel(const T *__restrict__ w, uint8_t *__restrict__ out, long long n_groups, int n,
+                               int *__restrict__ nan_flag) {
+  long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= n_groups) return;
+  typename Elem<T>::cmp_t s[M];
+  bool nan = false;
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    typename Elem<T>::cmp_t v = Elem<T>::to_f(w[g * M + i]);
+    nan |= (v != v);
+    s[i] = v < 0 ? -v : v;
+  }
+  if (nan) atomicOr(nan_flag, 1);
+  unsigned bits = keep_bits<T, M>(s, n);
+#pragma unroll
+  for (int i = 0; i < M; ++i) out[g * M + i] = (bits >> i) & 1u;
+}
+
+// Fused 2:4 mask + compress: one thread per 8 groups (32 elements, one metadata word).
+template <typename T>
+__global__ void compress_24_packed_kernel(const T *__restrict__ w, T *__restrict__ values,
+                                          uint32_t *__restrict__ meta, long long n_words, int *__restrict__ nan_flag) {
+  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= n_words) return;
+  const T *src = w + q * 32;
+  T vals[16];
+  uint32_t word = 0;
+  bool nan = false;
+#pragma unroll
+  for (int g = 0; g < 8; ++g) {
+    T e[4];
+    typename Elem<T>::cmp_t s[4];
+    if (sizeof(T) == 2) {
+      uint2 raw = reinterpret_cast<const uint2 *>(src)[g];
+      const T *h = reinterpret_cast<const T *>(&raw);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) e[i] = h[i];
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) e[i] = src[4 * g + i];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      typename Elem<T>::cmp_t v = Elem<T>::to_f(e[i]);
+      nan |= (v != v);
+      s[i] = v < 0 ? -v : v;
+    }
+    unsigned bits = keep_bits<T, 4>(s, 2);
+    int i0 = __ffs(bits) - 1;
+    int i1 = __ffs(bits & (bits - 1)) - 1;
+    vals[2 * g] = e[i0];
+    vals[2 * g + 1] = e[i1];
+    word |= (uint32_t)(i0 | (i1 << 2)) << (4 * g);
+  }
+  if (nan) atomicOr(nan_flag, 1);
+  T *dst = values + q * 16;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) dst[i] = vals[i];
+  meta[q] = word;
+}
+
+// 2:4 mask refresh of float32 parameters with the flip count ||m_new - m_old||_1 (AST's flip rate numerator).
+__global__ void refresh_mask_24_kernel(const float *__restrict__ w, const uint8_t *__restrict__ old_mask,
+                                       uint8_t *__restrict__ new_mask, long long n_groups,
+                                       unsigned long long *__restrict__ flips, int *__restrict__ nan_flag) {
+  long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  unsigned f = 0;
+  if (g < n_groups) {
+    float4 v = reinterpret_cast<const float4 *>(w)[g];
+    float s[4] = {fabsf(v.x), fabsf(v.y), fabsf(v.z), fabsf(v.w)};
+    if (v.x != v.x || v.y != v.y || v.z != v.z || v.w != v.w) atomicOr(nan_flag, 1);
+    unsigned bits = keep_bits<float, 4>(s, 2);
+    uint32_t oldw = reinterpret_cast<const uint32_t *>(old_mask)[g];
+    uint32_t neww = (bits & 1u) | ((bits >> 1) & 1u) << 8 | ((bits >> 2) & 1u) << 16 | ((bits >> 3) & 1u) << 24;
+    reinterpret_cast<uint32_t *>(new_mask)[g] = neww;
+    f = __popc(oldw ^ neww);
+  }
+  for (int o = 16; o > 0; o >>= 1) f += __shfl_down_sync(0xffffffffu, f, o);
+  if ((threadIdx.x & 31) == 0 && f) atomicAdd(flips, (unsigned long long)f);
+}
+
+#define NM_INST(T)                                                                                    \
+  template __global__ void nm_mask_kernel<T, 1>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 2>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 3>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 4>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 5>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 6>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 7>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void nm_mask_kernel<T, 8>(const T *, uint8_t *, long long, int, int *);         \
+  template __global__ void compress_24_packed_kernel<T>(const T *, T *, uint32_t *, long long, int *);
+NM_INST(float)
+NM_INST(double)
+NM_INST(__half)
+NM_INST(__nv_bfloat16)

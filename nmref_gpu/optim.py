@@ -1,0 +1,78 @@
+"""Fused optimizer steps on flat or shaped float32 CuPy buffers (kernels: optim.cu), mirroring
+:func:`nmref.ast_adamw_step` and :func:`nmref.adams_step` to the last bit (compiled without FMA
+contraction; every scalar is rounded to float32 exactly as NumPy does)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nmref._checks import NMRefValueError, check_shape
+from nmref.optim.adams import ADAMS_PLACEMENTS, adams_alpha
+from nmref.optim.masked import check_second_moment
+from nmref.optim.state import AdamHyper, AdamState
+from ._module import as_device, blocks, cupy, module
+
+_SCAL = np.dtype([("wd_factor", "<f4"), ("omb1", "<f4"), ("omb2", "<f4"), ("beta2", "<f4"), ("neg_step", "<f4"),
+                  ("sqrt_bc2", "<f4"), ("eps", "<f4")])
+
+
+def _mod():
+    return module("optim", ("--fmad=false",))
+
+
+def _scalars(hyper: AdamHyper, t: int):
+    s = np.zeros((), dtype=_SCAL)
+    s["wd_factor"] = 1 - hyper.lr * hyper.weight_decay
+    s["omb1"] = 1 - hyper.beta1
+    s["omb2"] = 1 - hyper.beta2
+    s["beta2"] = hyper.beta2
+    s["neg_step"] = -(hyper.lr / (1 - hyper.beta1 ** t))
+    s["sqrt_bc2"] = math.sqrt(1 - hyper.beta2 ** t)
+    s["eps"] = hyper.eps
+    return s
+
+
+def _check(params, grads, state, hyper, mask, lam):
+    if not isinstance(state, AdamState) or not isinstance(hyper, AdamHyper):
+        raise NMRefValueError("state must be an AdamState and hyper an AdamHyper")
+    arrs = [as_device(n, a, dtypes={"float32"}) for n, a in
+            (("params", params), ("grads", grads), ("state.exp_avg", state.exp_avg), ("state.exp_avg_sq", state.exp_avg_sq))]
+    for n, a in zip(("grads", "state.exp_avg", "state.exp_avg_sq"), arrs[1:]):
+        check_shape(n, a, params.shape)
+    mask = as_device("mask", mask, dtypes={"bool"})
+    check_shape("mask", mask, params.shape)
+    lam = float(lam)
+    if not math.isfinite(lam) or lam < 0:
+        raise NMRefValueError(f"lam must be finite and >= 0, got {lam}")
+    return arrs, mask, lam
+
+
+def _launch(name, arrs, mask, state, hyper, extra):
+    cp = cupy()
+    p_out, u_out, v_out = (cp.empty_like(arrs[0]) for _ in range(3))
+    n = arrs[0].size
+    t = state.step + 1
+    if n:
+        _mod().get_function(name)((blocks(n, 256),), (256,), (*arrs, mask, p_out, u_out, v_out, np.int64(n),
+                                                               _scalars(hyper, t), *extra))
+    return p_out, AdamState(t, u_out, v_out)
+
+
+def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float, second_moment: str = "update"):
+    """As :func:`nmref.ast_adamw_step`; inputs untouched, new buffers returned."""
+    arrs, mask, lam = _check(params, grads, state, hyper, mask, lam)
+    mode = 0 if check_second_moment(second_moment) == "update" else 1
+    return _launch("ast_adamw_kernel", arrs, mask, state, hyper, (np.float32(lam), np.int32(mode)))
+
+
+def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float, ramp_steps: int,
+               placement: str = "after_momentum", second_moment: str = "gradient"):
+    """As :func:`nmref.adams_step`."""
+    arrs, mask, lam = _check(params, grads, state, hyper, mask, lam)
+    if placement not in ADAMS_PLACEMENTS:
+        raise NMRefValueError(f"placement must be one of {ADAMS_PLACEMENTS}, got {placement!r}")
+    mode = 0 if check_second_moment(second_moment) == "update" else 1
+    alpha = adams_alpha(state.step, ramp_steps)
+    extra = (np.float32(alpha * lam), np.float32(1 - alpha), np.int32(ADAMS_PLACEMENTS.index(placement)), np.int32(mode))
+    return _launch("adams_kernel", arrs, mask, state, hyper, extra)

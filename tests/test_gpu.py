@@ -1,0 +1,131 @@
+"""nmref_gpu kernels against nmref, on fresh random inputs; skipped without CuPy and a CUDA GPU."""
+import numpy as np
+import pytest
+
+import nmref
+from nmref import AdamHyper, AdamState, init_adam_state
+
+cp = pytest.importorskip("cupy")
+try:
+    if cp.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("no CUDA GPU", allow_module_level=True)
+except Exception:  # noqa: BLE001 - any CUDA failure means no usable GPU
+    pytest.skip("no CUDA GPU", allow_module_level=True)
+import nmref_gpu  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(autouse=True)
+def poison_pool():
+    """Fill freed pool memory with 0xAB so an output element a kernel forgets to write fails."""
+    junk = cp.full(256 << 20, 0xAB, dtype=cp.uint8)
+    del junk
+    yield
+
+
+def rand(rng, shape, dtype, ties=False):
+    x = rng.integers(-3, 4, size=shape).astype(np.float32) if ties else rng.standard_normal(shape).astype(np.float32)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("m", range(1, 9))
+@pytest.mark.parametrize("ties", [False, True])
+def test_nm_mask_equals_nmref(dtype, m, ties):
+    rng = np.random.default_rng(m)
+    for n in range(m + 1):
+        w = rand(rng, (int(rng.integers(1, 9)), m * int(rng.integers(1, 40))), dtype, ties)
+        np.testing.assert_array_equal(nmref_gpu.nm_mask(cp.asarray(w), n, m).get(), nmref.nm_mask(w, n, m))
+    w = rand(rng, (m * 3, 5), dtype, ties)
+    np.testing.assert_array_equal(nmref_gpu.nm_mask(cp.asarray(w), 1, m, axis=0).get(), nmref.nm_mask(w, 1, m, axis=0))
+
+
+def test_nm_mask_nan_and_errors():
+    with pytest.raises(nmref.NMRefValueError, match="w contains NaN"):
+        nmref_gpu.nm_mask(cp.asarray(np.array([[1, np.nan, 2, 3]], np.float32)), 2, 4)
+    with pytest.raises(nmref.NMRefValueError, match="m <= 8"):
+        nmref_gpu.nm_mask(cp.ones((1, 16), cp.float32), 2, 16)
+    with pytest.raises(nmref.NMRefTypeError, match="cupy.ndarray"):
+        nmref_gpu.nm_mask(np.ones((1, 4), np.float32), 2, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("shape", [(1, 32), (7, 96), (129, 4096)])
+def test_compress_24_packed_equals_nmref(dtype, shape):
+    rng = np.random.default_rng(shape[0])
+    for ties in (False, True):
+        w = rand(rng, shape, dtype, ties)
+        v, m = nmref_gpu.compress_24_packed(cp.asarray(w))
+        rv, rm = nmref.compress_24_packed(w)
+        np.testing.assert_array_equal(v.get().view(np.uint8), rv.view(np.uint8))
+        np.testing.assert_array_equal(m.get(), rm)
+
+
+def test_refresh_mask_equals_nmref():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((33, 64)).astype(np.float32)
+    old = nmref.nm_mask(rng.standard_normal((33, 64)).astype(np.float32), 2, 4)
+    new, flips = nmref_gpu.refresh_mask(cp.asarray(w), cp.asarray(old))
+    rnew, rflips = nmref.refresh_mask(w, old, 2, 4)
+    np.testing.assert_array_equal(new.get(), rnew)
+    assert flips == rflips
+
+
+def rel_err(y, ref):
+    return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 16])
+@pytest.mark.parametrize("shape", [(96, 256), (1000, 4096), (4096, 520)])
+def test_gemv_dense_and_24(batch, shape):
+    rng = np.random.default_rng(batch)
+    out_f, in_f = shape
+    w = rand(rng, shape, np.float16)
+    x = rand(rng, (batch, in_f), np.float16)
+    ref = x.astype(np.float64) @ w.astype(np.float64).T
+    assert rel_err(nmref_gpu.gemv(cp.asarray(x), cp.asarray(w)).get(), ref) < 1e-5
+    if in_f % 32 == 0:
+        vals, meta = nmref.compress_24_packed(w)
+        ws = nmref.decompress_24_packed(vals, meta)
+        ref24 = x.astype(np.float64) @ ws.astype(np.float64).T
+        y = nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta)).get()
+        assert rel_err(y, ref24) < 1e-5
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
+@pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520)])
+def test_gemv_input_sparse_equals_nmref(p, shape):
+    rng = np.random.default_rng(int(p * 100))
+    w = rand(rng, shape, np.float16)
+    x = rand(rng, shape[1], np.float16)
+    t = nmref.exact_threshold(x, p)
+    y = nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t).get()
+    ref = nmref.sparsify(x, t).astype(np.float64) @ w.astype(np.float64).T
+    assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
+    with pytest.raises(nmref.NMRefValueError, match="column-major"):
+        nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asarray(w), t)
+
+
+@pytest.mark.parametrize("kind", ["ast_update", "ast_gradient", "adams", "adams_in_gradient", "adams_update"])
+def test_fused_optimizers_bitwise_equal_nmref(kind):
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal((64, 96)).astype(np.float32)
+    mask = nmref.nm_mask(p, 2, 4)
+    h = AdamHyper(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+    cst, st = AdamState(0, cp.zeros_like(cp.asarray(p)), cp.zeros_like(cp.asarray(p))), init_adam_state(p)
+    cpp = cp.asarray(p)
+    for _ in range(5):
+        g = rng.standard_normal(p.shape).astype(np.float32)
+        if kind.startswith("ast"):
+            kw = dict(mask=mask, lam=0.3, second_moment=kind.split("_")[1])
+            p, st = nmref.ast_adamw_step(p, g, st, h, **kw)
+            cpp, cst = nmref_gpu.ast_adamw_step(cpp, cp.asarray(g), cst, h, **{**kw, "mask": cp.asarray(mask)})
+        else:
+            kw = dict(mask=mask, lam=0.3, ramp_steps=3,
+                      placement="in_gradient" if kind == "adams_in_gradient" else "after_momentum",
+                      second_moment="update" if kind == "adams_update" else "gradient")
+            p, st = nmref.adams_step(p, g, st, h, **kw)
+            cpp, cst = nmref_gpu.adams_step(cpp, cp.asarray(g), cst, h, **{**kw, "mask": cp.asarray(mask)})
+        np.testing.assert_array_equal(cpp.get().view(np.uint32), p.view(np.uint32))
+        np.testing.assert_array_equal(cst.exp_avg_sq.get().view(np.uint32), st.exp_avg_sq.view(np.uint32))
