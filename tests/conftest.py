@@ -1,10 +1,14 @@
 import os
 
-from hypothesis import HealthCheck, settings
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the GPU machine may lack hypothesis; tests/test_gpu.py does not need it
+    settings = None
 
-# Fast by default; derandomized (reproducible) under CI.
-settings.register_profile("fast", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", max_examples=1000, deadline=None)
-settings.load_profile(os.environ.get("NMREF_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
+if settings is not None:
+    # Fast by default; derandomized (reproducible) under CI.
+    settings.register_profile("fast", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("thorough", max_examples=1000, deadline=None)
+    settings.load_profile(os.environ.get("NMREF_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
