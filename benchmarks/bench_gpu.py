@@ -57,7 +57,7 @@ def cycle(items):
 
 
 def read_bandwidth():
-    mod = cp.RawModule(code=(ROOT / "benchmarks" / "read_bw.cu").read_text())
+    mod = cp.RawModule(code=(ROOT / "benchmarks" / "read_bw.cu").read_text(), options=("-std=c++17",))
     k = mod.get_function("read_bw")
     n = 2 << 30
     src = cp.random.randint(0, 2**31, size=n // 4, dtype=cp.int32)

@@ -1,6 +1,6 @@
 // Read-bandwidth probe for benchmarks/bench_gpu.py: every thread streams 16-byte words and folds them
 // with XOR; one word per block is written so the reads cannot be optimised away.
-#include <stdint.h>
+
 
 extern "C" __global__ void read_bw(const uint4 *__restrict__ src, long long n_words, uint4 *__restrict__ sink) {
   uint4 acc = make_uint4(0, 0, 0, 0);

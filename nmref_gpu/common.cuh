@@ -2,7 +2,7 @@
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
-#include <stdint.h>
+#include "nm_types.cuh"
 
 template <typename T> struct Elem;
 template <> struct Elem<float> {

@@ -1,7 +1,7 @@
 // Fused optimizer steps over flat float32 buffers, operation for operation as nmref.optim
 // (compiled with --fmad=false so every product and sum is rounded as NumPy rounds it).
 // Scalars arrive already rounded to float32 exactly as NumPy casts Python floats.
-#include <stdint.h>
+#include "nm_types.cuh"
 
 struct AdamScalars {
   float wd_factor;     // 1 - lr*wd
