@@ -27,7 +27,7 @@ __device__ __forceinline__ void adam_tail(float pw, float numer, float sig, floa
 }
 
 // AST variant 3. mode 0: second moment of u~ (paper eq. 22); mode 1: of the decayed gradient.
-__global__ void ast_adamw_kernel(const float *__restrict__ p, const float *__restrict__ g, const float *__restrict__ u,
+extern "C" __global__ void ast_adamw_kernel(const float *__restrict__ p, const float *__restrict__ g, const float *__restrict__ u,
                                  const float *__restrict__ v, const uint8_t *__restrict__ mask, float *__restrict__ p_out,
                                  float *__restrict__ u_out, float *__restrict__ v_out, long long n, AdamScalars s,
                                  float lam, int mode) {
@@ -47,7 +47,7 @@ __global__ void ast_adamw_kernel(const float *__restrict__ p, const float *__res
 }
 
 // AdamS. placement 0: after the momentum, 1: in the gradient; mode as above (0 update, 1 gradient).
-__global__ void adams_kernel(const float *__restrict__ p, const float *__restrict__ g, const float *__restrict__ u,
+extern "C" __global__ void adams_kernel(const float *__restrict__ p, const float *__restrict__ g, const float *__restrict__ u,
                              const float *__restrict__ v, const uint8_t *__restrict__ mask, float *__restrict__ p_out,
                              float *__restrict__ u_out, float *__restrict__ v_out, long long n, AdamScalars s,
                              float alpha_lam, float one_minus_alpha, int placement, int mode) {
