@@ -129,6 +129,15 @@ def check_finite_scalar(name: str, value, *, minimum: float | None = None, maxim
     return v
 
 
+def grouped_shape(shape, axis: int, m: int) -> tuple:
+    """Validated ``(shape, axis, moved)``: ``moved`` is the shape of :func:`grouped`'s result without its
+    last axis (other axes, then the group index), i.e. one entry per group."""
+    shape = tuple(check_int(f"shape[{i}]", s, minimum=0) for i, s in enumerate(shape))
+    axis = check_axis(axis, len(shape))
+    check_divisible("shape", shape, axis, m)
+    return shape, axis, shape[:axis] + shape[axis + 1:] + (shape[axis] // m,)
+
+
 def grouped(x: np.ndarray, axis: int, m: int) -> np.ndarray:
     """View/copy ``x`` as ``(..., G, m)`` with the grouped axis last (groups of m consecutive elements)."""
     xl = np.moveaxis(x, axis, -1)

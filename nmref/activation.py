@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int, check_shape
+from ._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int, check_shape
 
 __all__ = [
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
@@ -103,7 +103,7 @@ class ThresholdHistogram:
 
 def _check_t(t) -> float:
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):
-        raise NMRefValueError(f"t (threshold) must be a real number, got {t!r}")
+        raise NMRefTypeError(f"t (threshold) must be a real number, got {t!r}")
     t = float(t)
     if np.isnan(t):
         raise NMRefValueError("t (threshold) is NaN")

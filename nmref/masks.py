@@ -44,7 +44,7 @@ def _comparable(s: np.ndarray) -> np.ndarray:
     # 2-byte floats (float16, bfloat16) compare exactly after widening to float32,
     # and numpy compares float32 natively (float16 is emulated, bfloat16 is a user dtype).
     return s.astype(np.float32) if s.dtype.kind == "f" and s.dtype.itemsize == 2 else s
-    
+
 
 def _keep_top_n(g: np.ndarray, n: int) -> np.ndarray:
     """``g``: scores shaped (..., G, m). Keep the n largest of each group; ties keep the lower index.

@@ -18,7 +18,7 @@ _SCAL = np.dtype([("wd_factor", "<f4"), ("omb1", "<f4"), ("omb2", "<f4"), ("beta
 
 
 def _mod():
-    return module("optim", ("--fmad=false",))  # also -I for nm_types.cuh via module()
+    return module("optim", ("--fmad=false",))
 
 
 def _scalars(hyper: AdamHyper, t: int):

@@ -44,7 +44,7 @@ def reference_adamw64(p, grads, h):
         m = h.beta1 * m + (1 - h.beta1) * g
         v = h.beta2 * v + (1 - h.beta2) * g * g
         mhat, vhat = m / (1 - h.beta1 ** t), v / (1 - h.beta2 ** t)
-        p = p - h.lr * mhat / (np.sqrt(vhat) + h.eps / 1.0 * 1)  # ε after bias correction of √v
+        p = p - h.lr * mhat / (np.sqrt(vhat) + h.eps)  # ε after bias correction of √v
     return p
 
 

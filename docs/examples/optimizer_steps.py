@@ -12,7 +12,6 @@ from nmref import AdamHyper, init_adam_state
 from nmref.io import atomic_write_text
 
 
-
 W0 = np.array([[0.5, -0.25, 0.125, -1.0], [2.0, 0.75, -0.5, 0.0625]])
 GRADS = [np.array([[0.1, -0.2, 0.3, 0.05], [-0.4, 0.1, 0.2, -0.3]]),
          np.array([[0.2, 0.1, -0.1, 0.0], [0.05, -0.05, 0.3, 0.1]]),

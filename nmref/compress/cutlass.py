@@ -22,7 +22,7 @@ import numpy as np
 from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_shape
 from .generic import check_exact_nm_mask
 
-__all__ = ["compress_24_cutlass", "decompress_24_cutlass", "meta_reorder_offsets"]
+__all__ = ["compress_24_cutlass", "decompress_24_cutlass", "meta_reorder_offsets", "scatter_24_nibbles"]
 
 # (i0, i1) for every 4-bit presence pattern p = Σ b_k << k; (-1, -1) marks > 2 present.
 _PAIR_OF_PATTERN = np.full((16, 2), -1, dtype=np.int64)
@@ -115,6 +115,20 @@ def compress_24_cutlass(w: np.ndarray, *, mask: np.ndarray | None = None):
     return values, meta.view(np.int16).reshape(rows, cols // 16)
 
 
+def scatter_24_nibbles(values: np.ndarray, nib: np.ndarray) -> np.ndarray:
+    """Dense ``[rows, 4·G]`` from kept ``values[rows, 2G]`` and per-group nibbles ``i0 | i1 << 2``
+    (``nib[rows, G]``); raises on a nibble that is not a pair ``i0 < i1``. Shared by the CUTLASS and
+    packed layouts, which differ only in how the nibbles are stored."""
+    rows, groups = nib.shape
+    i0, i1 = nib & 3, nib >> 2
+    if (i0 >= i1).any():
+        r, grp = np.argwhere(i0 >= i1)[0]
+        raise NMRefValueError(f"meta is invalid: row {r}, group {grp} encodes positions ({i0[r, grp]}, {i1[r, grp]}), expected i0 < i1")
+    out = np.zeros((rows, groups, 4), dtype=values.dtype)
+    np.put_along_axis(out, np.stack([i0, i1], axis=-1), values.reshape(rows, groups, 2), axis=-1)
+    return out.reshape(rows, 4 * groups)
+
+
 def decompress_24_cutlass(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     """Inverse of :func:`compress_24_cutlass`: dense ``[rows, 2·values.shape[1]]``, pruned entries +0.0.
 
@@ -132,10 +146,4 @@ def decompress_24_cutlass(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     word = meta.view(np.uint16).ravel()[meta_reorder_offsets(rows, cols // 16)].reshape(rows, cols // 16)
     word = word.astype(np.int64)
     nib = np.stack([(word >> (4 * q)) & 0xF for q in range(4)], axis=-1).reshape(rows, cols // 4)
-    i0, i1 = nib & 3, nib >> 2
-    if (i0 >= i1).any():
-        r, grp = np.argwhere(i0 >= i1)[0]
-        raise NMRefValueError(f"meta is invalid: row {r}, group {grp} encodes positions ({i0[r, grp]}, {i1[r, grp]}), expected i0 < i1")
-    out = np.zeros((rows, cols // 4, 4), dtype=values.dtype)
-    np.put_along_axis(out, np.stack([i0, i1], axis=-1), values.reshape(rows, cols // 4, 2), axis=-1)
-    return out.reshape(rows, cols)
+    return scatter_24_nibbles(values, nib)

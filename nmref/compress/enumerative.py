@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .._checks import NMRefTypeError, NMRefValueError, check_axis, check_divisible, check_int, check_nm, grouped, ungrouped
+from .._checks import (NMRefTypeError, NMRefValueError, check_axis, check_divisible, check_nm, grouped, grouped_shape,
+                       ungrouped)
 from .generic import check_exact_nm_mask
 
 __all__ = ["pattern_bits", "pattern_ranks", "patterns_from_ranks", "encode_mask_enumerative", "decode_mask_enumerative"]
@@ -87,10 +88,7 @@ def decode_mask_enumerative(data: bytes, shape, n: int, m: int, *, axis: int = -
     _check_m(m)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise NMRefTypeError(f"data must be bytes, got {type(data).__name__}")
-    shape = tuple(check_int(f"shape[{i}]", s, minimum=0) for i, s in enumerate(shape))
-    axis = check_axis(axis, len(shape))
-    check_divisible("shape", shape, axis, m)
-    moved = shape[:axis] + shape[axis + 1:] + (shape[axis] // m,)
+    shape, axis, moved = grouped_shape(shape, axis, m)
     n_groups = math.prod(moved)
     b = pattern_bits(n, m)
     expected = (n_groups * b + 7) // 8

@@ -8,13 +8,13 @@ Probabilities are exact :class:`fractions.Fraction` values summing to 1.
 from __future__ import annotations
 
 import heapq
+import math
 from fractions import Fraction
 
 import numpy as np
 
-from .._checks import NMRefValueError
-from .enumerative import pattern_ranks, patterns_from_ranks, _tables
-from .._checks import check_nm, grouped, ungrouped, check_axis, check_divisible
+from .._checks import NMRefValueError, check_nm, grouped_shape, ungrouped
+from .enumerative import _tables, pattern_ranks, patterns_from_ranks
 
 __all__ = ["huffman_code_lengths", "huffman_expected_bits", "encode_mask_huffman", "decode_mask_huffman", "as_probabilities"]
 
@@ -93,11 +93,8 @@ def decode_mask_huffman(data: bytes, n_bits: int, shape, n: int, m: int, pattern
     lengths = huffman_code_lengths(pattern_probs)
     codes = _canonical_codes(lengths)
     table = {(lengths[s], codes[s]): s for s in range(len(lengths))}
-    shape = tuple(shape)
-    axis = check_axis(axis, len(shape))
-    check_divisible("shape", shape, axis, m)
-    moved = shape[:axis] + shape[axis + 1:] + (shape[axis] // m,)
-    n_groups = int(np.prod(moved))
+    shape, axis, moved = grouped_shape(shape, axis, m)
+    n_groups = math.prod(moved)
     stream = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))[:n_bits].tolist()
     ranks, ln, code, pos = [], 0, 0, 0
     if len(lengths) == 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_shape
 from ..masks import nm_mask
+from .cutlass import scatter_24_nibbles
 from .generic import check_exact_nm_mask
 
 __all__ = ["compress_24_packed", "decompress_24_packed"]
@@ -55,10 +56,4 @@ def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
         raise NMRefValueError(f"values imply {cols} dense columns; the packed 2:4 layout needs a multiple of 32")
     check_shape("meta", meta, (rows, cols // 32))
     nib = ((meta[..., None] >> (4 * np.arange(8, dtype=np.uint32))) & 0xF).reshape(rows, cols // 4).astype(np.int64)
-    i0, i1 = nib & 3, nib >> 2
-    if (i0 >= i1).any():
-        r, grp = np.argwhere(i0 >= i1)[0]
-        raise NMRefValueError(f"meta is invalid: row {r}, group {grp} encodes ({i0[r, grp]}, {i1[r, grp]}), expected i0 < i1")
-    out = np.zeros((rows, cols // 4, 4), dtype=values.dtype)
-    np.put_along_axis(out, np.stack([i0, i1], axis=-1), values.reshape(rows, cols // 4, 2), axis=-1)
-    return out.reshape(rows, cols)
+    return scatter_24_nibbles(values, nib)

@@ -24,8 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, check_int
-from .adamw import apply_update, decoupled_decay, first_moment, masked_add, pruned_bits
-from .adamw import second_moment as second_moment_
+from .adamw import apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 from .masked import _check_mask_lam, check_second_moment
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -57,12 +56,12 @@ def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: 
     pb = pruned_bits(mask, p.dtype)
     if placement == "in_gradient":
         g = masked_add(grads, pb, l1, 1 - alpha)
-        u = first_moment(state.exp_avg, g, hyper)
-        v = second_moment_(state.exp_avg_sq, g, hyper)
+        u = update_first_moment(state.exp_avg, g, hyper)
+        v = update_second_moment(state.exp_avg_sq, g, hyper)
         return apply_update(p, u, v, t, hyper), AdamState(t, u, v)
-    u = first_moment(state.exp_avg, grads, hyper)
+    u = update_first_moment(state.exp_avg, grads, hyper)
     signal = None if second_moment == "update" else masked_add(grads, pb, l1.copy(), 1 - alpha)
     u_tilde = masked_add(u, pb, l1, 1 - alpha)
     signal = u_tilde if signal is None else signal
-    v = second_moment_(state.exp_avg_sq, signal, hyper)
+    v = update_second_moment(state.exp_avg_sq, signal, hyper)
     return apply_update(p, u_tilde, v, t, hyper), AdamState(t, u, v)

@@ -24,14 +24,14 @@ def decoupled_decay(params: np.ndarray, hyper: AdamHyper) -> np.ndarray:
     return params * (1 - hyper.lr * hyper.weight_decay)
 
 
-def first_moment(exp_avg: np.ndarray, grads: np.ndarray, hyper: AdamHyper) -> np.ndarray:
+def update_first_moment(exp_avg: np.ndarray, grads: np.ndarray, hyper: AdamHyper) -> np.ndarray:
     out = np.subtract(grads, exp_avg)  # one allocation, then in place: large temporaries cost page faults
     out *= 1 - hyper.beta1
     out += exp_avg
     return out
 
 
-def second_moment(exp_avg_sq: np.ndarray, signal: np.ndarray, hyper: AdamHyper) -> np.ndarray:
+def update_second_moment(exp_avg_sq: np.ndarray, signal: np.ndarray, hyper: AdamHyper) -> np.ndarray:
     out = np.multiply(signal, 1 - hyper.beta2)
     out *= signal
     out += exp_avg_sq * hyper.beta2
@@ -85,6 +85,6 @@ def adamw_step(params: np.ndarray, grads: np.ndarray, state: AdamState, hyper: A
     params, grads = check_step_inputs(params, grads, state, hyper)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    u = first_moment(state.exp_avg, grads, hyper)
-    v = second_moment(state.exp_avg_sq, grads, hyper)
+    u = update_first_moment(state.exp_avg, grads, hyper)
+    v = update_second_moment(state.exp_avg_sq, grads, hyper)
     return apply_update(p, u, v, t, hyper), AdamState(t, u, v)

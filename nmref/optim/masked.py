@@ -26,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, as_bool_array, check_finite_scalar, check_shape
-from .adamw import apply_update, decoupled_decay, first_moment, masked_add, pruned_bits, second_moment
+from .adamw import apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 
-second_moment_ = second_moment  # the name `second_moment` is also a keyword argument below
 from .state import AdamHyper, AdamState, check_step_inputs
 
 __all__ = ["adamw_decay_on_weights_step", "adamw_decay_in_grad_step", "ast_adamw_step", "MASKED_ADAMW_VARIANTS",
@@ -47,8 +46,8 @@ def adamw_decay_on_weights_step(params, grads, state: AdamState, hyper: AdamHype
     mask, lam = _check_mask_lam(params, mask, lam)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    u = first_moment(state.exp_avg, grads, hyper)
-    v = second_moment(state.exp_avg_sq, grads, hyper)
+    u = update_first_moment(state.exp_avg, grads, hyper)
+    v = update_second_moment(state.exp_avg_sq, grads, hyper)
     new = apply_update(p, u, v, t, hyper)
     return masked_add(new, pruned_bits(mask, p.dtype), np.multiply(p, -(hyper.lr * lam))), AdamState(t, u, v)
 
@@ -60,8 +59,8 @@ def adamw_decay_in_grad_step(params, grads, state: AdamState, hyper: AdamHyper, 
     t = state.step + 1
     p = decoupled_decay(params, hyper)
     g = masked_add(grads, pruned_bits(mask, p.dtype), np.multiply(p, lam))
-    u = first_moment(state.exp_avg, g, hyper)
-    v = second_moment(state.exp_avg_sq, g, hyper)
+    u = update_first_moment(state.exp_avg, g, hyper)
+    v = update_second_moment(state.exp_avg_sq, g, hyper)
     return apply_update(p, u, v, t, hyper), AdamState(t, u, v)
 
 
@@ -82,13 +81,13 @@ def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, l
     check_second_moment(second_moment)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    u = first_moment(state.exp_avg, grads, hyper)
+    u = update_first_moment(state.exp_avg, grads, hyper)
     decay = np.multiply(p, lam)
     pb = pruned_bits(mask, p.dtype)
     signal = None if second_moment == "update" else masked_add(grads, pb, decay.copy())
     u_tilde = masked_add(u, pb, decay)
     signal = u_tilde if signal is None else signal
-    v = second_moment_(state.exp_avg_sq, signal, hyper)
+    v = update_second_moment(state.exp_avg_sq, signal, hyper)
     return apply_update(p, u_tilde, v, t, hyper), AdamState(t, u, v)
 
 
