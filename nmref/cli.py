@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from ._checks import NMRefValueError
 
 from .io import atomic_write_text
 
@@ -17,6 +20,38 @@ def _cmd_report(args) -> int:
     return 0 if ok else 1
 
 
+def _cmd_experiment(args) -> int:
+    import time
+
+    from .tiny import TrainingDivergedError, load_config, run_experiment
+
+    if args.resume is not None:
+        if args.config or args.text or args.preset != "tiny" or args.out or args.set:
+            raise NMRefValueError("--resume DIR continues the run with the config saved in DIR; "
+                                  "do not combine it with --config/--preset/--text/--out/--set")
+        cfg, out = None, args.resume
+    else:
+        overrides = {}
+        for kv in args.set or []:
+            if "=" not in kv:
+                raise NMRefValueError(f"--set expects KEY=VALUE (VALUE in JSON), got {kv!r}")
+            k, v = kv.split("=", 1)
+            try:
+                overrides[k] = json.loads(v)
+            except json.JSONDecodeError:
+                overrides[k] = v
+        if args.text is not None:
+            overrides["text"] = args.text
+        cfg = load_config(args.preset, args.config, overrides)
+        out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        run_experiment(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
+    except TrainingDivergedError as e:
+        print(f"nmref experiment: stopped: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .shapes import MODEL_PRESETS
 
@@ -28,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--layers", type=int, default=None, help="count at most this many layers per projection")
     r.add_argument("--out", default=None, help="also write the Markdown table to this file (atomically)")
     r.set_defaults(func=_cmd_report)
+    from .tiny import PRESETS
+
+    e = sub.add_parser("experiment", help="train a tiny transformer dense, make it 2:4 sparse by one-shot pruning "
+                       "and by every retraining recipe, compare perplexities")
+    e.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model/data/training sizes (default: tiny)")
+    e.add_argument("--config", default=None, help="JSON or TOML file of config keys overriding the preset")
+    e.add_argument("--text", default=None, help="train on this UTF-8 text file instead of the built-in corpus")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
+    e.add_argument("--out", default=None, help="run directory (default: runs/<preset>-<date>-<time>)")
+    e.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted run directory")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.set_defaults(func=_cmd_experiment)
     return p
 
 
