@@ -23,6 +23,7 @@ from .masks import (
 from .distill import DISTILL_KINDS, cross_entropy, distill_loss, kl_forward, kl_reverse, log_softmax, squarehead_loss
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _optim_all
+from .sparsegpt import hessian_from_inputs, sparsegpt_prune
 from .slorb import (slorb_backward, slorb_effective_weight, slorb_forward, slorb_init, slorb_parameter_overhead,
                     slorb_projection)
 from .ste import annealing_lambda, mask_refresh_due, masked_weight, refresh_mask, sr_ste_grad
@@ -37,6 +38,7 @@ __all__ = [
     *_compress_all,
     "masked_weight", "sr_ste_grad", "annealing_lambda", "mask_refresh_due", "refresh_mask",
     *_optim_all,
+    "sparsegpt_prune", "hessian_from_inputs",
     "soft_threshold_nm", "weight_scale",
     "slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
     "slorb_parameter_overhead",

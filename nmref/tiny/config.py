@@ -44,8 +44,8 @@ class ExperimentConfig:
     # training (dense, then every retraining recipe at the same token budget)
     seed: int = 0
     batch_size: int = 16
-    dense_steps: int = 600
-    retrain_steps: int = 200
+    dense_steps: int = 1000
+    retrain_steps: int = 300
     lr: float = 3e-3
     retrain_lr: float = 1e-3
     warmup_steps: int = 30
@@ -61,6 +61,7 @@ class ExperimentConfig:
     mask_interval: int = 10          # Δt: masks recomputed every Δt steps (AST, CAST)
     ast_alpha: float = 3e-3          # SR-STE decay λ_W after the ramp (AST eq. 3)
     ast_t0_fraction: float = 0.25    # T0 = fraction × retrain_steps (AST: T1/4)
+    ast_second_moment: str = "update"  # nmref.ast_adamw_step's second_moment: "update" (paper eq. 22) | "gradient"
     kd_alpha: float = 0.67           # α of α·KL + (1−α)·CE (AST's GPT-2 value)
     kd_temperature: float = 2.0
     slorb_k: int = 16
@@ -94,7 +95,7 @@ PRESETS = {
     "tiny": {},
     # The run documented in docs/experiments.md.
     "small": dict(d_model=128, n_layers=4, d_ff=256, seq_len=128, batch_size=16, corpus_words=400_000,
-                  corpus_vocab=400, vocab_size=768, dense_steps=3000, retrain_steps=1000, eval_every=100,
+                  corpus_vocab=400, vocab_size=768, dense_steps=2000, retrain_steps=600, eval_every=100,
                   checkpoint_every=100, eval_batches=16, calib_batches=8),
     # For the tests: seconds.
     "test": dict(d_model=32, n_heads=2, n_layers=1, d_ff=64, seq_len=32, batch_size=4, corpus_words=6000,
@@ -103,7 +104,7 @@ PRESETS = {
 }
 
 _CHOICES = {"norm": ("rmsnorm", "layernorm"), "mlp": ("swiglu", "gelu"), "tokenizer": ("bpe", "byte"),
-            "dtype": ("float32", "float64")}
+            "dtype": ("float32", "float64"), "ast_second_moment": ("update", "gradient")}
 
 
 def _validate(c: ExperimentConfig) -> None:

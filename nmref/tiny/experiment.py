@@ -153,8 +153,10 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
                    on_step=None, say=print) -> dict:
     """Run (or resume) every recipe of ``cfg``; return the results dict (also written to the run dir)."""
     run = Path(out_dir)
+    if cfg is not None and cfg.text is not None:  # fail before anything is written
+        load_text(cfg.text)
     cfg = _open_run(cfg, run, resume)
-    if cfg.text is not None:  # fail before any work on a missing/empty file, also on resume
+    if cfg.text is not None and not (run / "data.safetensors").is_file():
         load_text(cfg.text)
     ckdir = run / "checkpoints"
     if resume and (run / "data.safetensors").is_file() and (run / "data.json").is_file():
@@ -324,7 +326,8 @@ def write_plots(run: Path, metrics: list, results: dict) -> bool:
             s, v = zip(*fl)
             ax.plot(s, v, label=r)
     ax.set(title="mask flip rate per refresh", xlabel="step", ylabel="flip rate", yscale="log")
-    ax.legend(fontsize=7)
+    if ax.get_lines():
+        ax.legend(fontsize=7)
     fig.tight_layout()
     _save_fig(fig, run / "flip_rate.png")
     fig, ax = plt.subplots(figsize=(7, 4))

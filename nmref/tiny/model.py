@@ -113,12 +113,13 @@ def forward(params: dict, tokens: np.ndarray, cfg: ExperimentConfig, weights: di
         a, c["norm1"] = _norm_fwd(cfg, w, p + "norm1", x)
         c["a"] = a
 
-        def heads(y):
-            return y.reshape(b_, t, h_, dh).transpose(0, 2, 1, 3)
-
-        q = L.rope_forward(heads(a @ w[p + "q"].T), cos, sin)
-        k = L.rope_forward(heads(a @ w[p + "k"].T), cos, sin)
-        v = heads(a @ w[p + "v"].T)
+        # q, k, v in one matmul: y = a [W_q; W_k; W_v]ᵀ, then [B, T, 3, H, dh] → [3, B, H, T, dh]
+        wqkv = np.concatenate([w[p + "q"], w[p + "k"], w[p + "v"]])
+        c["wqkv"] = wqkv
+        qkv = (a @ wqkv.T).reshape(b_, t, 3, h_, dh).transpose(2, 0, 3, 1, 4)
+        q = L.rope_forward(qkv[0], cos, sin)
+        k = L.rope_forward(qkv[1], cos, sin)
+        v = qkv[2]
         o, c["attn"] = L.attention_forward(q, k, v)
         o = o.transpose(0, 2, 1, 3).reshape(b_, t, h_ * dh)
         c["o_in"] = o
@@ -126,8 +127,10 @@ def forward(params: dict, tokens: np.ndarray, cfg: ExperimentConfig, weights: di
         bn, c["norm2"] = _norm_fwd(cfg, w, p + "norm2", x)
         c["b"] = bn
         if cfg.mlp == "swiglu":
-            g = bn @ w[p + "gate"].T
-            u = bn @ w[p + "up"].T
+            wgu = np.concatenate([w[p + "gate"], w[p + "up"]])     # gate and up in one matmul
+            c["wgu"] = wgu
+            gu = bn @ wgu.T
+            g, u = gu[..., :cfg.d_ff], gu[..., cfg.d_ff:]
             s, c["act"] = L.silu_forward(g)
             c["u"], c["s"] = u, s
             z = s * u
@@ -172,11 +175,9 @@ def backward(cache: dict, glogits: np.ndarray, cfg: ExperimentConfig) -> dict:
         c = cache["blocks"][l]
         gz, grads[p + "down"] = L.linear_backward(c["z"], w[p + "down"], gx)
         if cfg.mlp == "swiglu":
-            gs, gu = gz * c["u"], gz * c["s"]
-            gg = L.silu_backward(c["act"], gs)
-            gb, grads[p + "gate"] = L.linear_backward(c["b"], w[p + "gate"], gg)
-            gb2, grads[p + "up"] = L.linear_backward(c["b"], w[p + "up"], gu)
-            gb += gb2
+            ggu = np.concatenate([L.silu_backward(c["act"], gz * c["u"]), gz * c["s"]], axis=-1)
+            gb, gwgu = L.linear_backward(c["b"], c["wgu"], ggu)
+            grads[p + "gate"], grads[p + "up"] = gwgu[:cfg.d_ff], gwgu[cfg.d_ff:]
         else:
             gu = L.gelu_backward(c["act"], gz)
             gb, grads[p + "up"] = L.linear_backward(c["b"], w[p + "up"], gu)
@@ -185,16 +186,11 @@ def backward(cache: dict, glogits: np.ndarray, cfg: ExperimentConfig) -> dict:
         go = go.reshape(b_, t, h_, dh).transpose(0, 2, 1, 3)
         gq, gk, gv = L.attention_backward(c["attn"], go)
 
-        def merge(y):
-            return y.transpose(0, 2, 1, 3).reshape(b_, t, h_ * dh)
-
-        gq = merge(L.rope_backward(gq, cos, sin))
-        gk = merge(L.rope_backward(gk, cos, sin))
-        gv = merge(gv)
-        ga, grads[p + "q"] = L.linear_backward(c["a"], w[p + "q"], gq)
-        for n, gy in (("k", gk), ("v", gv)):
-            ga2, grads[p + n] = L.linear_backward(c["a"], w[p + n], gy)
-            ga += ga2
+        gqkv = np.stack([L.rope_backward(gq, cos, sin), L.rope_backward(gk, cos, sin), gv])
+        gqkv = gqkv.transpose(1, 3, 0, 2, 4).reshape(b_, t, 3 * h_ * dh)
+        ga, gwqkv = L.linear_backward(c["a"], c["wqkv"], gqkv)
+        d = cfg.d_model
+        grads[p + "q"], grads[p + "k"], grads[p + "v"] = gwqkv[:d], gwqkv[d:2 * d], gwqkv[2 * d:]
         gx = gx + _norm_bwd(cfg, p + "norm1", c["norm1"], ga, grads)
     g_embed = L.embedding_backward(cache["tokens"], gx, w["embed"].shape[0])
     if cfg.tie_embeddings:

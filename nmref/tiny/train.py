@@ -180,7 +180,8 @@ def _update(st: StageState, grads: dict, cfg, t: int, steps: int, lr: float) -> 
                 gs = g @ slorb_projection(p.shape[1], cfg.slorb_k, dtype=g.dtype).T
                 st.slorb[nm], st.slorb_opt[nm] = adamw_step(st.slorb[nm], gs, st.slorb_opt[nm], hyper)
             lam = annealing_lambda(t, cfg.ast_alpha, max(1, round(cfg.ast_t0_fraction * steps)))
-            st.params[nm], st.opt[nm] = ast_adamw_step(p, g, st.opt[nm], hyper, mask=st.masks[nm], lam=lam)
+            st.params[nm], st.opt[nm] = ast_adamw_step(p, g, st.opt[nm], hyper, mask=st.masks[nm], lam=lam,
+                                                       second_moment=cfg.ast_second_moment)
         elif st.recipe == "cast":
             g = g * st.scales[nm][:, None]           # ∂L/∂W = β ⊙ ∂L/∂W_eff
             st.params[nm], st.opt[nm] = adams_step(p, g, st.opt[nm], hyper, mask=st.masks[nm], lam=cfg.adams_lambda,
