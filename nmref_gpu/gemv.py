@@ -14,8 +14,15 @@ from ._module import as_device, blocks, ctype, cupy, module
 
 _HALF = {"float16", "bfloat16"}
 _BATCH = (1, 2, 4, 8, 16)
-_NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in ("__half", "__nv_bfloat16") for b in _BATCH) + \
-    tuple(f"gemv_teal<{t}>" for t in ("__half", "__nv_bfloat16"))
+_TYPES = ("__half", "__nv_bfloat16")
+#: kernel variants: "warp" = one warp per row (first version); (R, U) = R rows per warp, U loads per row in flight
+_ROWS = ((1, 4), (2, 2), (4, 1))
+_NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
+    tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
+          for r, u in _ROWS) + \
+    tuple(f"{k}<{t}>" for k in ("gemv_teal", "gemv_teal_blk") for t in _TYPES)
+#: the variant used by default, per batch bound (chosen from the H100 run recorded in docs/benchmarks.md)
+DEFAULT_VARIANT = {1: (2, 2), 2: (2, 2), 4: (4, 1), 8: (4, 1), 16: (4, 1)}
 _WARPS = 4
 
 
@@ -39,21 +46,45 @@ def _bmax(batch):
     return next(b for b in _BATCH if b >= batch)
 
 
-def gemv(x, w):
-    """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``."""
+def _out(out, shape):
+    cp = cupy()
+    if out is None:
+        return cp.empty(shape, dtype=cp.float32)
+    if not isinstance(out, cp.ndarray) or out.dtype != cp.float32 or out.shape != shape or not out.flags.c_contiguous:
+        raise NMRefValueError(f"out must be a C-contiguous float32 cupy array of shape {shape}")
+    return out
+
+
+def _launch(kind, dtype, batch, out_f, args, variant):
+    v = DEFAULT_VARIANT[_bmax(batch)] if variant is None else variant
+    if v == "warp":
+        k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
+        k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
+        return
+    if v not in _ROWS:
+        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS}, got {v!r}")
+    r, u = v
+    k = _mod().get_function(f"{kind}_rows<{ctype(dtype)},{_bmax(batch)},{r},{u}>")
+    k((blocks(blocks(out_f, r), _WARPS),), (32 * _WARPS,), args)
+
+
+def gemv(x, w, *, out=None, variant=None):
+    """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``.
+    ``out``: optional preallocated float32 result (``[batch, out]``). ``variant``: the kernel, for
+    benchmarks (``"warp"`` or ``(rows per warp, loads in flight)``); the default is tuned per batch."""
     cp = cupy()
     w = as_device("w", w, dtypes=_HALF, ndim=2)
     out_f, in_f = w.shape
     if in_f % 8:
         raise NMRefValueError(f"w.shape[1] = {in_f} must be divisible by 8 (16-byte loads)")
     x, x2 = _x(x, in_f, w.dtype)
-    y = cp.empty((x2.shape[0], out_f), dtype=cp.float32)
-    k = _mod().get_function(f"gemv_dense<{ctype(w.dtype)},{_bmax(x2.shape[0])}>")
-    k((blocks(out_f, _WARPS),), (32 * _WARPS,), (w, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])))
+    y = _out(out, (x2.shape[0], out_f))
+    _launch("gemv_dense", w.dtype, x2.shape[0], out_f,
+            (w, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])), variant)
     return y.reshape(x.shape[:-1] + (out_f,))
 
 
-def gemv_24_packed(x, values, meta):
+def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     """``y = x (W⊙M)ᵀ`` with ``(values, meta)`` from :func:`nmref.compress_24_packed` (on the device)."""
     cp = cupy()
     values = as_device("values", values, dtypes=_HALF, ndim=2)
@@ -62,13 +93,13 @@ def gemv_24_packed(x, values, meta):
     if in_f % 32 or meta.shape != (out_f, in_f // 32):
         raise NMRefValueError(f"meta has shape {meta.shape}, expected {(out_f, in_f // 32)} (dense in = {in_f}, a multiple of 32)")
     x, x2 = _x(x, in_f, values.dtype)
-    y = cp.empty((x2.shape[0], out_f), dtype=cp.float32)
-    k = _mod().get_function(f"gemv_24<{ctype(values.dtype)},{_bmax(x2.shape[0])}>")
-    k((blocks(out_f, _WARPS),), (32 * _WARPS,), (values, meta, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])))
+    y = _out(out, (x2.shape[0], out_f))
+    _launch("gemv_24", values.dtype, x2.shape[0], out_f,
+            (values, meta, x2, y, np.int32(out_f), np.int32(in_f), np.int32(x2.shape[0])), variant)
     return y.reshape(x.shape[:-1] + (out_f,))
 
 
-def gemv_input_sparse(x, w, t: float):
+def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
     (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
     Summation order varies between runs (float32 atomics); results agree to float32 rounding."""
@@ -85,9 +116,15 @@ def gemv_input_sparse(x, w, t: float):
     t = float(t)
     if np.isnan(t):
         raise NMRefValueError("t (threshold) is NaN")
-    y = cp.zeros(out_f, dtype=cp.float32)
+    y = _out(out, (out_f,))
+    y.fill(0)
     wt = w.T  # C-contiguous [in, out]
-    threads = 128
-    grid = (blocks(out_f // 8, threads), blocks(in_f, 32))
-    _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")(grid, (threads,), (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
+    args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
+    if variant == "block":    # 256 outputs × 256 input rows per block, one atomic per output per block
+        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)}>")((blocks(out_f, 256), blocks(in_f, 256)), (256,), args)
+    elif variant == "chunk32":  # first version: 32 input rows per block, 8 atomics per thread
+        threads = 128
+        _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")((blocks(out_f // 8, threads), blocks(in_f, 32)), (threads,), args)
+    else:
+        raise NMRefValueError(f"variant must be 'block' or 'chunk32', got {variant!r}")
     return y

@@ -76,31 +76,50 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), None]
+
+
+def _bf16_or_skip():
+    import ml_dtypes
+    try:
+        cp.asarray(np.zeros(8, dtype=ml_dtypes.bfloat16))
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"CuPy has no bfloat16 arrays here: {e}")
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 @pytest.mark.parametrize("batch", [1, 3, 4, 16])
-@pytest.mark.parametrize("shape", [(96, 256), (1000, 4096), (4096, 520)])
-def test_gemv_dense_and_24(batch, shape):
+@pytest.mark.parametrize("shape", [(96, 256), (1000, 4096), (4098, 520)])
+@pytest.mark.parametrize("variant", GEMV_VARIANTS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gemv_dense_and_24(batch, shape, variant, dtype):
+    dt = np.dtype(np.float16) if dtype == "float16" else _bf16_or_skip()
     rng = np.random.default_rng(batch)
     out_f, in_f = shape
-    w = rand(rng, shape, np.float16)
-    x = rand(rng, (batch, in_f), np.float16)
+    w = rand(rng, shape, dt)
+    x = rand(rng, (batch, in_f), dt)
     ref = x.astype(np.float64) @ w.astype(np.float64).T
-    assert rel_err(nmref_gpu.gemv(cp.asarray(x), cp.asarray(w)).get(), ref) < 1e-5
+    assert rel_err(nmref_gpu.gemv(cp.asarray(x), cp.asarray(w), variant=variant).get(), ref) < 1e-5
     if in_f % 32 == 0:
         vals, meta = nmref.compress_24_packed(w)
         ws = nmref.decompress_24_packed(vals, meta)
         ref24 = x.astype(np.float64) @ ws.astype(np.float64).T
-        y = nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta)).get()
+        y = nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), variant=variant).get()
         assert rel_err(y, ref24) < 1e-5
+        out = cp.full((batch, out_f), np.nan, dtype=cp.float32)  # a poisoned preallocated result
+        nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), out=out, variant=variant)
+        assert rel_err(out.get(), ref24) < 1e-5
 
 
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
-@pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520)])
-def test_gemv_input_sparse_equals_nmref(p, shape):
+@pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300)])
+@pytest.mark.parametrize("variant", ["block", "chunk32"])
+def test_gemv_input_sparse_equals_nmref(p, shape, variant):
     rng = np.random.default_rng(int(p * 100))
     w = rand(rng, shape, np.float16)
     x = rand(rng, shape[1], np.float16)
     t = nmref.exact_threshold(x, p)
-    y = nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t).get()
+    y = nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, variant=variant).get()
     ref = nmref.sparsify(x, t).astype(np.float64) @ w.astype(np.float64).T
     assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
     with pytest.raises(nmref.NMRefValueError, match="column-major"):
