@@ -21,8 +21,12 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"{k}<{t}>" for k in ("gemv_teal", "gemv_teal_blk") for t in _TYPES)
-#: the variant used by default, per batch bound (chosen from the H100 run recorded in docs/benchmarks.md)
-DEFAULT_VARIANT = {1: (2, 2), 2: (2, 2), 4: (4, 1), 8: (4, 1), 16: (4, 1)}
+#: the variant used by default per kernel and batch bound (the fastest or within 5% of it on most shapes
+#: in the H100 run recorded in docs/benchmarks.md)
+DEFAULT_VARIANT = {
+    "gemv_dense": {1: (1, 4), 2: (1, 4), 4: (1, 4), 8: (1, 4), 16: (1, 4)},
+    "gemv_24": {1: (2, 2), 2: (2, 2), 4: (1, 4), 8: (1, 4), 16: (1, 4)},
+}
 _WARPS = 4
 
 
@@ -56,7 +60,7 @@ def _out(out, shape):
 
 
 def _launch(kind, dtype, batch, out_f, args, variant):
-    v = DEFAULT_VARIANT[_bmax(batch)] if variant is None else variant
+    v = DEFAULT_VARIANT[kind][_bmax(batch)] if variant is None else variant
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
         k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
