@@ -76,7 +76,6 @@ def gemv(x, w, *, out=None, variant=None):
     """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``.
     ``out``: optional preallocated float32 result (``[batch, out]``). ``variant``: the kernel, for
     benchmarks (``"warp"`` or ``(rows per warp, loads in flight)``); the default is tuned per batch."""
-    cp = cupy()
     w = as_device("w", w, dtypes=_HALF, ndim=2)
     out_f, in_f = w.shape
     if in_f % 8:
@@ -90,7 +89,6 @@ def gemv(x, w, *, out=None, variant=None):
 
 def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     """``y = x (W⊙M)ᵀ`` with ``(values, meta)`` from :func:`nmref.compress_24_packed` (on the device)."""
-    cp = cupy()
     values = as_device("values", values, dtypes=_HALF, ndim=2)
     meta = as_device("meta", meta, dtypes={"uint32"}, ndim=2)
     out_f, in_f = values.shape[0], 2 * values.shape[1]

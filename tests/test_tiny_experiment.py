@@ -1,6 +1,5 @@
 """The experiment pipeline: determinism, bit-identical resume after a kill, NaN handling, bad input."""
 import json
-import os
 import shutil
 import signal
 import subprocess

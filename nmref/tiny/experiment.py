@@ -23,10 +23,10 @@ from ..masks import is_nm_sparse
 from ..ste import masked_weight
 from . import model as M
 from .config import ExperimentConfig
-from .data import eval_windows, generate_text, load_text, markov_source, split_text, tokenize, train_batch
+from .data import generate_text, load_text, markov_source, split_text, tokenize, train_batch
 from .recipes import ONE_SHOT, one_shot_prune
 from .train import (CheckpointError, StageState, evaluate, export_weights, load_checkpoint, read_checkpoint_meta,
-                    run_stage, save_checkpoint, start_stage)
+                    run_stage, start_stage)
 
 __all__ = ["run_experiment", "prepare_data", "RunDirError"]
 
@@ -137,7 +137,7 @@ def _open_run(cfg: ExperimentConfig | None, run: Path, resume: bool) -> Experime
     return cfg
 
 
-def _check_checkpoints(run: Path, cfg, vocab: int) -> None:
+def _check_checkpoints(run: Path, cfg) -> None:
     """Before any work on resume: every checkpoint present must belong to this config."""
     from .train import CKPT_FORMAT, config_digest
 
@@ -170,7 +170,7 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
         say(f"data: {info['source']}; {info['train_tokens']:,} train / {info['val_tokens']:,} validation tokens, "
             f"vocabulary {vocab} ({time.perf_counter() - t0:.1f} s)")
     if resume:
-        _check_checkpoints(run, cfg, vocab)
+        _check_checkpoints(run, cfg)
     metrics_path = run / "metrics.jsonl"
     log = _Log(metrics_path)
 

@@ -9,7 +9,6 @@ same floating-point operations in the same order as the uninterrupted run.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
