@@ -92,8 +92,11 @@ def test_resume_after_interruption_is_bit_identical(reference_run, tmp_path, whe
 
     with pytest.raises(_Killed):
         run_experiment(_cfg(), tmp_path / "r", progress=False, on_step=stop, say=_quiet)
-    run_experiment(None, tmp_path / "r", resume=True, progress=False, say=_quiet)
+    res = run_experiment(None, tmp_path / "r", resume=True, progress=False, say=_quiet)
     _assert_same_arrays(_final_arrays(run), _final_arrays(tmp_path / "r"))
+    # stages finished before the interrupted one keep their throughput record
+    order = ["dense", "fixed_mask", "gmp", "ast_naive", "ast_boosted", "cast"]
+    assert all(res["recipes"][r]["tokens_per_s"] for r in order[:order.index(where[0])])
     # metrics: one record per (recipe, step) of training loss, none duplicated by the resume
     recs = [json.loads(l) for l in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     keys = [(r["recipe"], r["step"]) for r in recs if "train_loss" in r]

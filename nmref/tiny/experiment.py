@@ -25,7 +25,7 @@ from . import model as M
 from .config import ExperimentConfig
 from .data import generate_text, load_text, markov_source, split_text, tokenize, train_batch
 from .recipes import ONE_SHOT, one_shot_prune
-from .train import (CheckpointError, StageState, evaluate, export_weights, load_checkpoint, read_checkpoint_meta,
+from .train import (StageState, check_checkpoint_meta, evaluate, export_weights, load_checkpoint,
                     run_stage, start_stage)
 
 __all__ = ["run_experiment", "prepare_data", "RunDirError"]
@@ -57,7 +57,8 @@ class _Log:
 
 def _truncate_metrics(path: Path, recipe: str, step: int) -> list:
     """On resume: keep the records of completed work only (drop ``recipe``'s records past ``step``
-    and a torn last line), rewrite atomically, return them."""
+    and a torn last line), rewrite atomically, return them. (``tokens_per_s`` is logged only when
+    a stage finishes, so a finished stage keeps its record.)"""
     keep = []
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -66,8 +67,6 @@ def _truncate_metrics(path: Path, recipe: str, step: int) -> list:
             except json.JSONDecodeError:
                 continue
             if r.get("recipe") == recipe and r.get("step", 0) > step:
-                continue
-            if r.get("recipe") == recipe and "tokens_per_s" in r and r.get("step", 0) >= step:
                 continue
             keep.append(r)
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
@@ -139,14 +138,8 @@ def _open_run(cfg: ExperimentConfig | None, run: Path, resume: bool) -> Experime
 
 def _check_checkpoints(run: Path, cfg) -> None:
     """Before any work on resume: every checkpoint present must belong to this config."""
-    from .train import CKPT_FORMAT, config_digest
-
     for p in sorted((run / "checkpoints").glob("*.safetensors")):
-        meta = read_checkpoint_meta(p)
-        if meta.get("format") != CKPT_FORMAT or meta.get("config_digest") != config_digest(cfg):
-            raise CheckpointError(f"checkpoint {str(p)!r} does not belong to this run's config.json "
-                                  f"(format {meta.get('format')!r}, config digest {meta.get('config_digest')!r} "
-                                  f"≠ {config_digest(cfg)!r})")
+        check_checkpoint_meta(p, cfg)
 
 
 def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = False, progress: bool = True,

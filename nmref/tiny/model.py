@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..distill import cross_entropy
 from . import layers as L
 from .config import ExperimentConfig
 
@@ -202,8 +203,6 @@ def backward(cache: dict, glogits: np.ndarray, cfg: ExperimentConfig) -> dict:
 
 def loss_and_grads(params, tokens, targets, cfg, weights=None, loss_fn=None):
     """Mean next-token cross-entropy (or ``loss_fn(logits) -> (loss, ∂loss/∂logits)``) and gradients."""
-    from ..distill import cross_entropy
-
     logits, cache = forward(params, tokens, cfg, weights)
     loss, gl = cross_entropy(logits, targets) if loss_fn is None else loss_fn(logits)
     return loss, backward(cache, gl, cfg), logits

@@ -101,20 +101,19 @@ def export_weights(st: StageState, cfg, teacher: dict | None) -> dict:
     """The linear weights the finished model computes with: ``W⊙M`` (exactly n:m), ``W⊙M + SX``
     (SLoRB: an n:m part plus the rank-d/k boost), ``β'⊙(W⊙M)`` (CAST), or ``W`` (dense)."""
     out = {}
+    if st.recipe == "dense":
+        return out
     for nm in M.linear_names(cfg):
         w = st.params[nm]
-        if st.recipe == "dense":
-            continue
-        mask = st.masks[nm] if st.recipe != "gmp" else nm_mask(w, cfg.n, cfg.m) & st.masks[nm]
         if st.recipe == "ast_boosted":
-            out[nm] = slorb_effective_weight(w, mask, st.slorb[nm], cfg.slorb_k)
-        elif st.recipe == "cast":
-            mask = nm_mask(w, cfg.n, cfg.m)
-            sw = masked_weight(w, mask)
-            beta = weight_scale(teacher[nm], sw, axis=-1).astype(w.dtype)
-            out[nm] = sw * beta[:, None]
+            out[nm] = slorb_effective_weight(w, st.masks[nm], st.slorb[nm], cfg.slorb_k)
+        elif st.recipe == "cast":   # the forward kept W dense: project now, then rescale
+            sw = masked_weight(w, nm_mask(w, cfg.n, cfg.m))
+            out[nm] = sw * weight_scale(teacher[nm], sw, axis=-1).astype(w.dtype)[:, None]
+        elif st.recipe == "gmp":    # mid-schedule the GMP mask is denser than n:m: evaluate its n:m projection
+            out[nm] = masked_weight(w, nm_mask(w, cfg.n, cfg.m) & st.masks[nm])
         else:
-            out[nm] = masked_weight(w, mask)
+            out[nm] = masked_weight(w, st.masks[nm])
     return out
 
 
@@ -310,18 +309,23 @@ def read_checkpoint_meta(path: Path) -> dict:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read as safetensors: {e}") from None
 
 
+def check_checkpoint_meta(path: Path, cfg) -> dict:
+    """The checkpoint's metadata, after checking that it is an nmref-tiny checkpoint of ``cfg``."""
+    meta = read_checkpoint_meta(path)
+    if meta.get("format") != CKPT_FORMAT or meta.get("config_digest") != config_digest(cfg):
+        raise CheckpointError(f"checkpoint {str(path)!r} does not belong to this run's config "
+                              f"(format {meta.get('format')!r}, expected {CKPT_FORMAT!r}; config digest "
+                              f"{meta.get('config_digest')!r}, expected {config_digest(cfg)!r})")
+    return meta
+
+
 def load_checkpoint(path: Path, cfg, recipe: str, expected: StageState) -> tuple[StageState, bool]:
     """Load and check a checkpoint against this run: its format, config digest, recipe and the
     shape/dtype of every array must match ``expected`` (a freshly started state). Raises
     :class:`CheckpointError` naming what differs."""
     from safetensors.numpy import load_file
 
-    meta = read_checkpoint_meta(path)
-    if meta.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"checkpoint {str(path)!r} has format {meta.get('format')!r}, expected {CKPT_FORMAT!r}")
-    if meta.get("config_digest") != config_digest(cfg):
-        raise CheckpointError(f"checkpoint {str(path)!r} was written by a different config "
-                              f"(digest {meta.get('config_digest')} ≠ {config_digest(cfg)})")
+    meta = check_checkpoint_meta(path, cfg)
     if meta.get("recipe") != recipe:
         raise CheckpointError(f"checkpoint {str(path)!r} holds recipe {meta.get('recipe')!r}, expected {recipe!r}")
     arrays = load_file(str(path))
