@@ -139,6 +139,19 @@ __global__ void gemv_teal(const T *__restrict__ Wt, const T *__restrict__ x, flo
 }
 
 
+// Warp-reduce each of the R x B partial sums and let lane 0 store those that exist.
+template <int R, int B>
+__device__ __forceinline__ void store_rows(float (&acc)[R][B], float *__restrict__ y, int row0, int out, int batch,
+                                           int lane) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      float s = warp_sum(acc[r][b]);
+      if (lane == 0 && b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = s;
+    }
+}
+
 // ---- row-tiled variants: R rows per warp, all of a step's weight loads issued before any math ----
 // Each x vector loaded is reused for R rows (x traffic / R), and every lane keeps R*U 16-byte weight
 // loads in flight. Rows past `out` are clamped to a valid row (computed, never stored).
@@ -152,11 +165,7 @@ __global__ void gemv_dense_rows(const T *__restrict__ W, const T *__restrict__ x
   const uint4 *wr[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const uint4 *>(W + (size_t)min(row0 + r, out - 1) * in);
-  float acc[R][B];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int b = 0; b < B; ++b) acc[r][b] = 0.f;
+  float acc[R][B] = {};
   int nvec = in >> 3;
   for (int k0 = lane; k0 < nvec; k0 += 32 * U) {
     uint4 wv[U][R];
@@ -185,13 +194,7 @@ __global__ void gemv_dense_rows(const T *__restrict__ W, const T *__restrict__ x
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      float s = warp_sum(acc[r][b]);
-      if (lane == 0 && b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = s;
-    }
+  store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
 template <typename T, int B, int R, int U>
@@ -209,11 +212,7 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
     vr[r] = reinterpret_cast<const uint4 *>(vals + (size_t)row * (in >> 1));
     mr[r] = reinterpret_cast<const uint16_t *>(meta + (size_t)row * (in >> 5));
   }
-  float acc[R][B];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int b = 0; b < B; ++b) acc[r][b] = 0.f;
+  float acc[R][B] = {};
   int nchunk = in >> 4;
   for (int c0 = lane; c0 < nchunk; c0 += 32 * U) {
     uint4 vv[U][R];
@@ -257,13 +256,7 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      float s = warp_sum(acc[r][b]);
-      if (lane == 0 && b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = s;
-    }
+  store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
 // TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of 256 input rows. The kept
