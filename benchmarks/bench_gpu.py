@@ -41,7 +41,11 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1)]
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1)]
+
+
+def vname(v):
+    return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):
@@ -167,7 +171,7 @@ def main():
               "| out×in | batch | cuBLAS µs (GB/s; torch.matmul in a CUDA graph) | dense µs (GB/s, %) [variant] | 2:4 µs (GB/s, %) [variant] "
               "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | rel err dense, 2:4 |",
               "|---|---|---|---|---|---|---|---|---|"]
-    var_lines = ["| out×in | batch | kernel | " + " | ".join(str(v) for v in VARIANTS) + " |",
+    var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS) + " |",
                  "|---|---|---|" + "---|" * len(VARIANTS)]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
@@ -214,18 +218,19 @@ def main():
                     print("torch 2:4 mm failed:", e)
             pct = lambda nbytes, t: f"{nbytes / t / 1e9:.0f}, {100 * nbytes / t / 1e9 / read_gbs:.0f}%"  # noqa: E731
             lines.append(f"| {out_f}×{in_f} | {batch} | {t_cub * 1e6:.1f} ({dense_bytes / t_cub / 1e9:.0f}) "
-                         f"| {td[bd] * 1e6:.1f} ({pct(dense_bytes, td[bd])}) [{bd}] "
-                         f"| {ts[bs] * 1e6:.1f} ({pct(sb, ts[bs])}) [{bs}] | {t_cub / ts[bs]:.2f}× | {td[bd] / ts[bs]:.2f}× "
+                         f"| {td[bd] * 1e6:.1f} ({pct(dense_bytes, td[bd])}) [{vname(bd)}] "
+                         f"| {ts[bs] * 1e6:.1f} ({pct(sb, ts[bs])}) [{vname(bs)}] | {t_cub / ts[bs]:.2f}× | {td[bd] / ts[bs]:.2f}× "
                          f"| {t_t * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | dense | " + " | ".join(f"{td[v] * 1e6:.1f}" for v in VARIANTS) + " |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | 2:4 | " + " | ".join(f"{ts[v] * 1e6:.1f}" for v in VARIANTS) + " |")
             print(lines[-1], flush=True)
     lines += ["", "GEMV variants, µs (`warp`: one warp per row, the first version; `(R, U)`: R rows per warp, "
-              "U 16-byte loads per row in flight):", ""] + var_lines
+              "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
+              "splitting K, U super-steps of 64 columns in flight):", ""] + var_lines
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",
               "Needed bytes = kept columns × out × 2. Target: ≥ 80% of read bandwidth on them, i.e. ≥ 0.9/(1−p) × our dense.", "",
-              "| out×in | p | cuBLAS µs | TEAL block µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
-              "| GB/s on needed bytes (%) | rel err |", "|---|---|---|---|---|---|---|---|---|"]
+              "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
+              "| GB/s on needed bytes (%) | rel err |", "|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), w_h.nbytes)
@@ -242,17 +247,57 @@ def main():
             kept = int(np.sum(np.abs(x_h) > t))
             ref = nmref.sparsify(x_h, t).astype(np.float64) @ w_h.astype(np.float64).T
             errs = []
-            for v in ("block", "chunk32"):
+            for v in ("block", "block512", "chunk32"):
                 y.fill(np.nan)
                 errs.append(np.linalg.norm(nmref_gpu.gemv_input_sparse(x, wfs[0], t, out=y, variant=v).get() - ref) / np.linalg.norm(ref))
             tb = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block"))
             tc = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="chunk32"))
-            tt = min(tb, tc)
+            t5 = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block512"))
+            tt = min(tb, tc, t5)
             need = kept * out_f * 2
-            lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {tc * 1e6:.1f} | {t_cub / tt:.2f}× "
+            lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t5 * 1e6:.1f} | {tc * 1e6:.1f} | {t_cub / tt:.2f}× "
                          f"| {t_d / tt:.2f}× ({0.9 / (1 - p):.2f}×) | {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) "
                          f"| {max(errs):.1e} |")
         print("\n".join(lines[-4:]), flush=True)
+    lines += ["", "### Activation-sparse GEMV on a 2:4 weight (TEAL + 2:4), fp16, batch 1, transposed packed layout", "",
+              "Needed bytes: per group of 4 inputs, slot 0 of the values (out × 2 B) if one of inputs 0..2 is kept, "
+              "slot 1 if one of inputs 1..3 is, the nibbles (out × 0.5 B) if either. Compared with TEAL on the dense "
+              "column-major W and with our 2:4 GEMV (batch 1, no activation sparsity).", "",
+              "| out×in | p | cuBLAS µs | TEAL dense-W µs | 2:4 GEMV µs | TEAL+2:4 µs | vs cuBLAS | vs TEAL dense-W "
+              "| vs 2:4 GEMV | needed bytes / dense | GB/s on needed (%) | rel err |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for out_f, in_f in SHAPES:
+        w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
+        vt_h, mt_h = nmref.compress_24_packed_t(w_h)
+        ws_h = nmref.decompress_24_packed_t(vt_h, mt_h)
+        vals_h, meta_h = nmref.compress_24_packed(w_h)
+        sb = vt_h.nbytes + mt_h.nbytes
+        cts = rotating(lambda: (cp.asarray(vt_h), cp.asarray(mt_h)), sb)
+        cvals = rotating(lambda: (cp.asarray(vals_h), cp.asarray(meta_h)), sb)
+        wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), w_h.nbytes)
+        wrs = rotating(lambda: cp.asarray(w_h), w_h.nbytes)
+        nt, nv, nf = cycle(cts), cycle(cvals), cycle(wfs)
+        x_h = rng.standard_normal(in_f, dtype=np.float32).astype(np.float16)
+        x = cp.asarray(x_h)
+        y = cp.empty(out_f, dtype=cp.float32)
+        t_cub = cublas_time(x, wrs, cp.empty(out_f, dtype=cp.float16))
+        t_24 = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y.reshape(1, -1)))
+        del wrs
+        for p in (0.25, 0.40, 0.50, 0.65):
+            t = nmref.exact_threshold(x_h, p)
+            kept = (np.abs(x_h) > t).reshape(-1, 4)
+            n0, n1 = kept[:, :3].any(1), kept[:, 1:].any(1)
+            need = out_f * (2 * (int(n0.sum()) + int(n1.sum())) + 0.5 * int((n0 | n1).sum()))
+            ref = nmref.sparsify(x_h, t).astype(np.float64) @ ws_h.astype(np.float64).T
+            y.fill(np.nan)
+            err = np.linalg.norm(nmref_gpu.gemv_input_sparse_24_packed_t(x, *cts[0], t, out=y).get() - ref) / np.linalg.norm(ref)
+            tt = graph_bench(lambda: nmref_gpu.gemv_input_sparse_24_packed_t(x, *nt(), t, out=y))
+            tb = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y))
+            lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t_24 * 1e6:.1f} | {tt * 1e6:.1f} "
+                         f"| {t_cub / tt:.2f}× | {tb / tt:.2f}× | {t_24 / tt:.2f}× | {need / w_h.nbytes:.3f} "
+                         f"| {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) | {err:.1e} |")
+        print("\n".join(lines[-4:]), flush=True)
+        del cts, cvals, wfs
     # mask + compress and fused optimizer steps
     lines += ["", "### Mask+compress and fused optimizer steps (bytes moved / time, % of copy bandwidth)", "",
               "| operation | size | µs | GB/s (%) | baseline | ratio |", "|---|---|---|---|---|---|"]
@@ -263,7 +308,13 @@ def main():
     ok = bool((v.get().view(np.uint16) == rv.view(np.uint16)).all() and (m.get() == rm).all())
     tmc = bench(lambda: nmref_gpu.compress_24_packed(wd), reps=30)
     by = w_h.nbytes + v.nbytes + m.nbytes
-    lines.append(f"| mask+compress 2:4 fp16 (equal to nmref: {ok}) | 8192×8192 | {tmc * 1e6:.0f} | {by / tmc / 1e9:.0f} ({100 * by / tmc / 1e9 / copy_gbs:.0f}%) | — | — |")
+    # the kernel alone (no allocation, no NaN-flag readback), replayed from a CUDA graph
+    from nmref_gpu import masks as gm
+    kern = gm._mod().get_function("compress_24_packed_kernel<__half,2>")
+    flag = cp.zeros(1, dtype=cp.int32)
+    tk = graph_bench(lambda: kern((gm.blocks(4 * m.size, 512),), (256,), (wd, v, m, np.int64(4 * m.size), flag)), k=10)
+    lines.append(f"| mask+compress 2:4 fp16, kernel (graph) (equal to nmref: {ok}) | 8192×8192 | {tk * 1e6:.0f} | {by / tk / 1e9:.0f} ({100 * by / tk / 1e9 / copy_gbs:.0f}%) | — | — |")
+    lines.append(f"| mask+compress 2:4 fp16, `compress_24_packed` call (allocations + NaN-flag readback) | 8192×8192 | {tmc * 1e6:.0f} | {by / tmc / 1e9:.0f} ({100 * by / tmc / 1e9 / copy_gbs:.0f}%) | kernel | {tmc / tk:.2f} |")
     n = 64 << 20
     p = cp.random.standard_normal(n, dtype=cp.float32)
     g = cp.random.standard_normal(n, dtype=cp.float32)

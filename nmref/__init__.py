@@ -5,7 +5,8 @@ Every public operation is re-exported here; each lives in a module named after i
 """
 from ._checks import NMRefTypeError, NMRefValueError
 from .activation import (TEAL_PROJECTION_INPUTS, GreedyStep, ThresholdHistogram, exact_threshold,
-                         gemv_input_sparse, gemv_input_sparse_24, gemv_output_sparse, greedy_block_allocation,
+                         gemv_input_sparse, gemv_input_sparse_24, gemv_input_sparse_24_packed_t,
+                         gemv_output_sparse, greedy_block_allocation,
                          sparsify, sparsify_batched, sparsify_prefill, sparsities_at)
 from .compress import *  # noqa: F401,F403
 from .compress import __all__ as _compress_all
@@ -44,6 +45,6 @@ __all__ = [
     "slorb_parameter_overhead",
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
     "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
-    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24",
+    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24", "gemv_input_sparse_24_packed_t",
     "log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS",
 ]

@@ -15,7 +15,7 @@ from ._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_ar
 __all__ = [
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
     "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
-    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24",
+    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24", "gemv_input_sparse_24_packed_t",
 ]
 
 #: Which hidden state each LLaMA-style projection reads (q/k/v share the attention input,
@@ -266,3 +266,15 @@ def gemv_input_sparse_24(x: np.ndarray, w: np.ndarray, mask: np.ndarray, t: floa
     mask = as_bool_array("mask", mask)
     check_shape("mask", mask, w.shape)
     return gemv_input_sparse(x, np.where(mask, w, np.zeros((), w.dtype)), t)
+
+
+def gemv_input_sparse_24_packed_t(x: np.ndarray, values_t: np.ndarray, meta_t: np.ndarray, t: float) -> np.ndarray:
+    """:func:`gemv_input_sparse_24` on a weight in the transposed packed 2:4 layout
+    (:func:`nmref.compress_24_packed_t`), the layout of the GPU kernel that skips dropped inputs.
+
+    A kernel needs slot 0 of group ``g`` (``i0 ∈ {0,1,2}``) only if one of ``x[4g..4g+2]`` is kept,
+    slot 1 (``i1 ∈ {1,2,3}``) only if one of ``x[4g+1..4g+3]`` is, and the group's metadata if either:
+    with independent drops at rate ``p`` that is ``1 − p³`` of each slot's bytes, so the byte
+    savings of the two sparsities do not multiply (see ``docs/activation.md``)."""
+    from .compress.packed import decompress_24_packed_t
+    return gemv_input_sparse(x, decompress_24_packed_t(values_t, meta_t), t)

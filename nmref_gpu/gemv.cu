@@ -259,36 +259,41 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
   store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
-// TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of 256 input rows. The kept
-// rows of the chunk are compacted in shared memory, the 8 warps split them (each lane: 8 outputs,
-// 4 rows' loads in flight), partial sums are reduced in shared memory, and each output gets one
-// float32 atomicAdd per block (8x fewer atomics than one per 32-row chunk).
-template <typename T>
+// TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of CH input rows. The kept
+// rows of the chunk are compacted in shared memory (CH/256 rounds of a block-wide ballot scan), the 8
+// warps split them (each lane: 8 outputs, 4 rows' loads in flight), partial sums are reduced in shared
+// memory, and each output gets one float32 atomicAdd per block (CH/32 times fewer atomics than one
+// per 32-row chunk).
+template <typename T, int CH>
 __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, const T *__restrict__ x, float t,
                                                      float *__restrict__ y, int in, int out) {
-  __shared__ int kept_idx[256];
-  __shared__ float kept_x[256];
+  __shared__ int kept_idx[CH];
+  __shared__ float kept_x[CH];
   __shared__ int warp_count[8];
   __shared__ float red[8][256];
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  int k = blockIdx.y * 256 + tid;
-  float xv = k < in ? Elem<T>::to_f(x[k]) : 0.f;
-  bool keep = k < in && fabsf(xv) > t;
-  unsigned ball = __ballot_sync(0xffffffffu, keep);
-  if (lane == 0) warp_count[warp] = __popc(ball);
-  __syncthreads();
-  int base = 0, nk = 0;
+  int nk = 0;
 #pragma unroll
-  for (int w = 0; w < 8; ++w) {
-    base += w < warp ? warp_count[w] : 0;
-    nk += warp_count[w];
+  for (int c = 0; c < CH / 256; ++c) {
+    int k = blockIdx.y * CH + c * 256 + tid;
+    float xv = k < in ? Elem<T>::to_f(x[k]) : 0.f;
+    bool keep = k < in && fabsf(xv) > t;
+    unsigned ball = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0) warp_count[warp] = __popc(ball);
+    __syncthreads();
+    int base = nk;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) {
+      base += w < warp ? warp_count[w] : 0;
+      nk += warp_count[w];
+    }
+    if (keep) {
+      int pos = base + __popc(ball & ((1u << lane) - 1u));
+      kept_idx[pos] = k;
+      kept_x[pos] = xv;
+    }
+    __syncthreads();  // warp_count is rewritten by the next round
   }
-  if (keep) {
-    int pos = base + __popc(ball & ((1u << lane) - 1u));
-    kept_idx[pos] = k;
-    kept_x[pos] = xv;
-  }
-  __syncthreads();
   if (nk == 0) return;  // uniform across the block
   int o = blockIdx.x * 256 + lane * 8;
   bool live = o < out;
@@ -327,6 +332,248 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
   }
 }
 
+// TEAL on a 2:4 weight in the transposed packed layout (nmref.compress_24_packed_t): values_t
+// [in/2, out] (row 2g + s = slot s of group g), meta_t [in/4, out/8] (8 nibbles per word, along out).
+// A block of 8 warps owns 256 outputs and 64 groups (256 inputs). Threads 0..63 mask their group's
+// 4 inputs; a group is compacted into shared memory if any input survives, with two flags: slot 0
+// (i0 <= 2) is needed iff one of inputs 0..2 survives, slot 1 (i1 >= 1) iff one of 1..3 does; an
+// unneeded slot is not read (its products would all be with dropped inputs). Each lane then owns 8
+// outputs; warps split the kept groups, partial sums are reduced in shared memory, one float32
+// atomicAdd per output per block.
+template <typename T>
+__global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
+                                                       const T *__restrict__ x, float t, float *__restrict__ y,
+                                                       int in, int out) {
+  __shared__ int kept_g[64];
+  __shared__ unsigned kept_need[64];
+  __shared__ float4 kept_x[64];
+  __shared__ int warp_count[2];
+  __shared__ float red[8][256];
+  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int groups = in >> 2;
+  bool keep = false;
+  unsigned need = 0;
+  float4 xm = make_float4(0.f, 0.f, 0.f, 0.f);
+  int gg = blockIdx.y * 64 + tid;
+  if (tid < 64) {
+    if (gg < groups) {
+      float v[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        float f = Elem<T>::to_f(x[4 * gg + j]);
+        v[j] = fabsf(f) > t ? f : 0.f;
+      }
+      bool k0 = v[0] != 0.f, k1 = v[1] != 0.f, k2 = v[2] != 0.f, k3 = v[3] != 0.f;
+      need = (unsigned)(k0 || k1 || k2) | (unsigned)(k1 || k2 || k3) << 1;
+      keep = need != 0;
+      xm = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    unsigned ball = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0) warp_count[warp] = __popc(ball);
+    __syncwarp();
+    if (keep) {
+      int pos = __popc(ball & ((1u << lane) - 1u));
+      kept_g[warp * 32 + pos] = gg;  // compacted per warp first; warp 1's list moved below
+      kept_need[warp * 32 + pos] = need;
+      kept_x[warp * 32 + pos] = xm;
+    }
+  }
+  __syncthreads();
+  int n0 = warp_count[0], nk = n0 + warp_count[1];
+  if (nk == 0) return;  // uniform across the block
+  // close the gap between warp 0's and warp 1's lists (read all, sync, write)
+  int mg = 0; unsigned mn = 0; float4 mx = make_float4(0.f, 0.f, 0.f, 0.f);
+  bool mv = tid >= 32 && tid < 32 + warp_count[1];
+  if (mv) mg = kept_g[tid], mn = kept_need[tid], mx = kept_x[tid];
+  __syncthreads();
+  if (mv) kept_g[n0 + tid - 32] = mg, kept_need[n0 + tid - 32] = mn, kept_x[n0 + tid - 32] = mx;
+  __syncthreads();
+  int o = blockIdx.x * 256 + lane * 8;
+  bool live = o < out;
+  int ow = o >> 3;
+  float acc[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
+  for (int j0 = warp; j0 < nk; j0 += 32) {
+    uint4 v0[4], v1[4];
+    uint32_t mw[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      int j = j0 + 8 * u;
+      bool ok = live && j < nk;
+      unsigned nd = ok ? kept_need[j] : 0u;
+      int g = ok ? kept_g[j] : 0;
+      const uint4 *base = reinterpret_cast<const uint4 *>(Vt + (size_t)(2 * g) * out + o);
+      v0[u] = (nd & 1u) ? __ldcs(base) : make_uint4(0u, 0u, 0u, 0u);
+      v1[u] = (nd & 2u) ? __ldcs(reinterpret_cast<const uint4 *>(Vt + (size_t)(2 * g + 1) * out + o))
+                        : make_uint4(0u, 0u, 0u, 0u);
+      mw[u] = ok ? __ldcs(Mt + (size_t)g * (out >> 3) + ow) : 0u;
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      int j = j0 + 8 * u;
+      if (j < nk) {
+        float4 xs = kept_x[j];
+        float a[8], b[8];
+        unpack8<T>(v0[u], a);
+        unpack8<T>(v1[u], b);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          unsigned nib = (mw[u] >> (4 * i)) & 0xFu;
+          acc[i] += a[i] * pick4(xs.x, xs.y, xs.z, xs.w, nib & 3u) + b[i] * pick4(xs.x, xs.y, xs.z, xs.w, nib >> 2);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
+  __syncthreads();
+  int oo = blockIdx.x * 256 + tid;
+  if (oo < out) {
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) s += red[w][tid];
+    atomicAdd(y + oo, s);
+  }
+}
+
+// ---- tensor-core variant for batch 1..16: mma.sync m16n8k16, float32 accumulation ----
+// A block owns 16 output rows and all of K; its KW warps split K in super-steps of 64 columns.
+// Lane (g = lane/4, t = lane%4) loads 16 consecutive columns [k, k+16) of rows g and g+8 as two
+// 16-byte vectors, and the same 16 columns of x for batch rows g (and g+8 when NT = 2). Since a dot
+// product may sum its k in any order, the mma's logical k-columns {2t, 2t+1, 2t+8, 2t+9} of each
+// k16 step are mapped onto these loaded columns, for A (W) and B (x) alike: 4 mma per super-step,
+// and every load is a 16-byte vector. 2:4 weights are read compressed (values + nibbles, 0.5625 of
+// the dense bytes) and expanded to dense fragments in registers with byte permutes.
+template <typename T> __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a1,
+                                                               uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma_16816<__half>(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                                              uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&d)[4], uint32_t a0, uint32_t a1,
+                                                                     uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Byte-permute selectors expanding one 2:4 group (values v0 | v1 << 16 in a word, nibble i0 | i1 << 2)
+// into its dense positions 0,1 (low 16 bits of the entry) and 2,3 (high 16 bits): selector nibbles
+// 0,1 pick v0, 2,3 pick v1, 4 picks a zero byte.
+__host__ __device__ constexpr uint32_t expand_sel(int nib, int p) {
+  return (p == (nib & 3)) ? 0x10u : (p == (nib >> 2)) ? 0x32u : 0x44u;
+}
+__host__ __device__ constexpr uint32_t expand_entry(int nib) {
+  return expand_sel(nib, 0) | expand_sel(nib, 1) << 8 | expand_sel(nib, 2) << 16 | expand_sel(nib, 3) << 24;
+}
+
+__device__ __forceinline__ void expand_24(const uint4 &v, unsigned bits, const uint32_t *tab, uint32_t (&d)[8]) {
+  const uint32_t vw[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    uint32_t e = tab[(bits >> (4 * q)) & 0xFu];
+    d[2 * q] = __byte_perm(vw[q], 0u, e & 0xFFFFu);
+    d[2 * q + 1] = __byte_perm(vw[q], 0u, e >> 16);
+  }
+}
+
+__device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_t (&d)[8]) {
+  d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
+}
+
+// SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
+// NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16); U = super-steps loaded before math.
+template <typename T, int NT, bool SP, int KW, int U>
+__global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
+                                                    const T *__restrict__ x, float *__restrict__ y, int out, int in,
+                                                    int batch) {
+  __shared__ float red[KW][16][8 * NT];
+  __shared__ uint32_t tab[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if constexpr (SP) {
+    if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
+    __syncthreads();
+  }
+  int row0 = blockIdx.x * 16;
+  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
+  float acc[NT][4] = {};
+  int nsup = (in + 63) >> 6;
+  for (int s0 = warp; s0 < nsup; s0 += KW * U) {
+    uint4 wv[U][2][SP ? 1 : 2];
+    unsigned mb[U][2];
+    uint4 xv[U][NT][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      int k = (s0 + KW * u) * 64 + 16 * t;
+      bool ok0 = s0 + KW * u < nsup && k < in, ok1 = ok0 && k + 8 < in;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if constexpr (SP) {
+          wv[u][r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
+                            : make_uint4(0u, 0u, 0u, 0u);
+          mb[u][r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
+                         : 0u;
+        } else {
+          const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
+          wv[u][r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
+          wv[u][r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        int b = g + 8 * j;
+        const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
+        xv[u][j][0] = (ok0 && b < batch) ? __ldg(p) : make_uint4(0u, 0u, 0u, 0u);
+        xv[u][j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      uint32_t a[2][8];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if constexpr (SP) expand_24(wv[u][r][0], mb[u][r], tab, a[r]);
+        else to_words(wv[u][r][0], wv[u][r][1], a[r]);
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        uint32_t b[8];
+        to_words(xv[u][j][0], xv[u][j][1], b);
+        // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+        // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+        // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
+        float part[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int s = 0; s < 4; ++s)
+          mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
+      }
+    }
+  }
+  // accumulator (j, i): row g + 8 (i >= 2), batch column 8 j + 2 t + (i & 1)
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
+    int r = idx & 15, b = idx >> 4;
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < KW; ++w) s += red[w][r][b];
+    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = s;
+  }
+}
+
+#define GEMV_MMA(T, NT, KW, U)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, U>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, U>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_T(T) GEMV_MMA(T, 1, 4, 2) GEMV_MMA(T, 1, 8, 1) GEMV_MMA(T, 1, 8, 2) GEMV_MMA(T, 1, 16, 1) \
+  GEMV_MMA(T, 2, 4, 2) GEMV_MMA(T, 2, 8, 1) GEMV_MMA(T, 2, 8, 2) GEMV_MMA(T, 2, 16, 1)
 #define GEMV_INST(T, B)                                                                                  \
   template __global__ void gemv_dense<T, B>(const T *, const T *, float *, int, int, int);             \
   template __global__ void gemv_24<T, B>(const T *, const uint32_t *, const T *, float *, int, int, int);
@@ -337,6 +584,10 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
 #define GEMV_ALL(T) GEMV_INST(T, 1) GEMV_INST(T, 2) GEMV_INST(T, 4) GEMV_INST(T, 8) GEMV_INST(T, 16) \
   GEMV_ROWS_B(T, 1) GEMV_ROWS_B(T, 2) GEMV_ROWS_B(T, 4) GEMV_ROWS_B(T, 8) GEMV_ROWS_B(T, 16)         \
   template __global__ void gemv_teal<T>(const T *, const T *, float, float *, int, int);                 \
-  template __global__ void gemv_teal_blk<T>(const T *, const T *, float, float *, int, int);
+  template __global__ void gemv_teal_blk<T, 256>(const T *, const T *, float, float *, int, int);            \
+  template __global__ void gemv_teal_blk<T, 512>(const T *, const T *, float, float *, int, int);            \
+  template __global__ void gemv_teal24_blk<T>(const T *, const uint32_t *, const T *, float, float *, int, int);
 GEMV_ALL(__half)
 GEMV_ALL(__nv_bfloat16)
+GEMV_MMA_T(__half)
+GEMV_MMA_T(__nv_bfloat16)

@@ -3,7 +3,9 @@
 * :func:`gemv` — dense ``y = x Wᵀ`` (W row-major), the baseline of our own;
 * :func:`gemv_24_packed` — ``y = x (W⊙M)ᵀ`` from nmref's packed 2:4 layout;
 * :func:`gemv_input_sparse` — TEAL ``y = (x ⊙ 1[|x| > t]) Wᵀ`` with W column-major, as
-  :func:`nmref.gemv_input_sparse` (batch 1).
+  :func:`nmref.gemv_input_sparse` (batch 1);
+* :func:`gemv_input_sparse_24_packed_t` — TEAL on a 2:4 weight in the transposed packed layout, as
+  :func:`nmref.gemv_input_sparse_24_packed_t` (batch 1).
 """
 from __future__ import annotations
 
@@ -20,12 +22,18 @@ _ROWS = ((1, 4), (2, 2), (4, 1))
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
-    tuple(f"{k}<{t}>" for k in ("gemv_teal", "gemv_teal_blk") for t in _TYPES)
-#: the variant used by default per kernel and batch bound (the fastest or within 5% of it on most shapes
-#: in the H100 run recorded in docs/benchmarks.md)
+    tuple(f"{k}<{t}>" for k in ("gemv_teal", "gemv_teal24_blk") for t in _TYPES) + \
+    tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1)))
+#: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight)
+_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1))
+#: the variant used by default per kernel and batch bound: the lowest mean time relative to the fastest
+#: variant over the five LLaMA shapes in the H100 run recorded in docs/benchmarks.md (worst shape within
+#: 4-14% of its fastest variant)
 DEFAULT_VARIANT = {
-    "gemv_dense": {1: (1, 4), 2: (1, 4), 4: (1, 4), 8: (1, 4), 16: (1, 4)},
-    "gemv_24": {1: (2, 2), 2: (2, 2), 4: (1, 4), 8: (1, 4), 16: (1, 4)},
+    "gemv_dense": {1: (1, 4), 2: ("mma", 16, 1), 4: ("mma", 16, 1), 8: ("mma", 16, 1), 16: ("mma", 8, 1)},
+    "gemv_24": {b: ("mma", 16, 1) for b in _BATCH},
 }
 _WARPS = 4
 
@@ -61,12 +69,19 @@ def _out(out, shape):
 
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = DEFAULT_VARIANT[kind][_bmax(batch)] if variant is None else variant
+    if isinstance(v, tuple) and v in _MMA:
+        _, kw, u = v
+        w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
+        k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u}>")
+        k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
+        return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
         k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
         return
     if v not in _ROWS:
-        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS}, got {v!r}")
+        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA}, got {v!r}")
     r, u = v
     k = _mod().get_function(f"{kind}_rows<{ctype(dtype)},{_bmax(batch)},{r},{u}>")
     k((blocks(blocks(out_f, r), _WARPS),), (32 * _WARPS,), args)
@@ -75,7 +90,12 @@ def _launch(kind, dtype, batch, out_f, args, variant):
 def gemv(x, w, *, out=None, variant=None):
     """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``.
     ``out``: optional preallocated float32 result (``[batch, out]``). ``variant``: the kernel, for
-    benchmarks (``"warp"`` or ``(rows per warp, loads in flight)``); the default is tuned per batch."""
+    benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, U)``
+    (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, U super-steps of 64
+    columns in flight); the default is tuned per batch (:data:`DEFAULT_VARIANT`). All variants multiply
+    exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
+    sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
+    sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
     w = as_device("w", w, dtypes=_HALF, ndim=2)
     out_f, in_f = w.shape
     if in_f % 8:
@@ -122,11 +142,40 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     y.fill(0)
     wt = w.T  # C-contiguous [in, out]
     args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
-    if variant == "block":    # 256 outputs × 256 input rows per block, one atomic per output per block
-        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)}>")((blocks(out_f, 256), blocks(in_f, 256)), (256,), args)
+    if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block, one atomic per output per block
+        ch = 512 if variant == "block512" else 256
+        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)},{ch}>")((blocks(out_f, 256), blocks(in_f, ch)), (256,), args)
     elif variant == "chunk32":  # first version: 32 input rows per block, 8 atomics per thread
         threads = 128
         _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")((blocks(out_f // 8, threads), blocks(in_f, 32)), (threads,), args)
     else:
-        raise NMRefValueError(f"variant must be 'block' or 'chunk32', got {variant!r}")
+        raise NMRefValueError(f"variant must be 'block', 'block512' or 'chunk32', got {variant!r}")
+    return y
+
+
+def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None):
+    """TEAL on a 2:4 weight: ``y = (x ⊙ 1[|x| > t]) (W⊙M)ᵀ`` from ``(values_t [in/2, out], meta_t
+    [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]``, ``out % 8 == 0``.
+    A group of 4 inputs is skipped when all four are dropped, and each of its two value slots when the
+    inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). float32 atomics: the
+    summation order varies between runs; results agree to float32 rounding. ``meta_t`` must be a valid
+    layout (nibbles ``i0 < i1``; not checked on the device)."""
+    values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2)
+    meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
+    half, out_f = values_t.shape
+    in_f = 2 * half
+    if half % 2 or out_f % 8 or meta_t.shape != (in_f // 4, out_f // 8):
+        raise NMRefValueError(f"values_t {values_t.shape} and meta_t {meta_t.shape} are not a transposed packed "
+                              f"2:4 layout: expected [in/2, out] and [in/4, out/8] with in % 4 == 0, out % 8 == 0")
+    x = as_device("x", x, dtypes=_HALF, ndim=1)
+    if x.shape[0] != in_f or x.dtype != values_t.dtype:
+        raise NMRefValueError(f"x must be [{in_f}] of dtype {values_t.dtype}, got {x.shape} {x.dtype}")
+    t = float(t)
+    if np.isnan(t):
+        raise NMRefValueError("t (threshold) is NaN")
+    y = _out(out, (out_f,))
+    y.fill(0)
+    _mod().get_function(f"gemv_teal24_blk<{ctype(values_t.dtype)}>")(
+        (blocks(out_f, 256), blocks(in_f // 4, 64)), (256,),
+        (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
     return y

@@ -39,47 +39,82 @@ __global__ void nm_mask_kernel(const T *__restrict__ w, uint8_t *__restrict__ ou
   for (int i = 0; i < M; ++i) out[g * M + i] = (bits >> i) & 1u;
 }
 
-// Fused 2:4 mask + compress: one thread per 8 groups (32 elements, one metadata word).
+// Fused 2:4 mask + compress. A thread handles OCTS octets of 8 elements (two groups each), blockDim
+// apart, all loads issued before any math. Each lane reads 8·sizeof(T) contiguous bytes per octet and
+// writes its 4 kept values contiguously, so a warp's loads and stores are fully coalesced; the 4 lanes
+// covering 32 elements OR their metadata bytes together with shuffles and the first stores the word.
+// n_oct = elements / 8 is a multiple of 4 (cols % 32 == 0), so a word's lanes are all live or all past
+// the end; every lane reaches the shuffles (no early return).
 template <typename T>
-__global__ void compress_24_packed_kernel(const T *__restrict__ w, T *__restrict__ values,
-                                          uint32_t *__restrict__ meta, long long n_words, int *__restrict__ nan_flag) {
-  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (q >= n_words) return;
-  const T *src = w + q * 32;
-  T vals[16];
-  uint32_t word = 0;
-  bool nan = false;
+__device__ __forceinline__ unsigned compress_octet(const T (&e)[8], T (&kept)[4], bool &nan) {
+  unsigned byte = 0;
 #pragma unroll
-  for (int g = 0; g < 8; ++g) {
-    T e[4];
+  for (int g = 0; g < 2; ++g) {
     typename Elem<T>::cmp_t s[4];
-    if (sizeof(T) == 2) {
-      uint2 raw = reinterpret_cast<const uint2 *>(src)[g];
-      const T *h = reinterpret_cast<const T *>(&raw);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) e[i] = h[i];
-    } else {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) e[i] = src[4 * g + i];
-    }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      typename Elem<T>::cmp_t v = Elem<T>::to_f(e[i]);
+      typename Elem<T>::cmp_t v = Elem<T>::to_f(e[4 * g + i]);
       nan |= (v != v);
       s[i] = v < 0 ? -v : v;
     }
     unsigned bits = keep_bits<T, 4>(s, 2);
     int i0 = __ffs(bits) - 1;
     int i1 = __ffs(bits & (bits - 1)) - 1;
-    vals[2 * g] = e[i0];
-    vals[2 * g + 1] = e[i1];
-    word |= (uint32_t)(i0 | (i1 << 2)) << (4 * g);
+    kept[2 * g] = e[4 * g + i0];
+    kept[2 * g + 1] = e[4 * g + i1];
+    byte |= (unsigned)(i0 | (i1 << 2)) << (4 * g);
+  }
+  return byte;
+}
+
+template <typename T, int OCTS>
+__global__ void compress_24_packed_kernel(const T *__restrict__ w, T *__restrict__ values,
+                                          uint32_t *__restrict__ meta, long long n_oct, int *__restrict__ nan_flag) {
+  constexpr int NV = 8 * sizeof(T) / 16;  // 16-byte vectors per octet
+  union Oct {
+    uint4 v[NV];
+    T e[8];
+  };
+  union Kept {
+    T e[4];
+    uint32_t u[sizeof(T)];
+  };
+  long long q0 = (long long)blockIdx.x * blockDim.x * OCTS + threadIdx.x;
+  Oct in[OCTS];
+#pragma unroll
+  for (int j = 0; j < OCTS; ++j) {
+    long long q = q0 + (long long)j * blockDim.x;
+    if (q < n_oct) {
+      const uint4 *src = reinterpret_cast<const uint4 *>(w + q * 8);
+#pragma unroll
+      for (int v = 0; v < NV; ++v) in[j].v[v] = __ldcs(src + v);
+    }
+  }
+  unsigned lane = threadIdx.x & 31u;
+  bool nan = false;
+#pragma unroll
+  for (int j = 0; j < OCTS; ++j) {
+    long long q = q0 + (long long)j * blockDim.x;
+    bool live = q < n_oct;
+    unsigned byte = 0;
+    if (live) {
+      Kept k;
+      byte = compress_octet<T>(in[j].e, k.e, nan);
+      if constexpr (sizeof(T) == 2) {
+        __stcs(reinterpret_cast<uint2 *>(values + q * 4), make_uint2(k.u[0], k.u[1]));
+      } else {
+        uint4 *dst = reinterpret_cast<uint4 *>(values + q * 4);
+#pragma unroll
+        for (int v = 0; v < (int)sizeof(T) / 4; ++v)
+          __stcs(dst + v, make_uint4(k.u[4 * v], k.u[4 * v + 1], k.u[4 * v + 2], k.u[4 * v + 3]));
+      }
+    }
+    unsigned word = byte << (8 * (lane & 3u));
+    word |= __shfl_xor_sync(0xffffffffu, word, 1);
+    word |= __shfl_xor_sync(0xffffffffu, word, 2);
+    if (live && (lane & 3u) == 0) meta[q >> 2] = word;
   }
   if (nan) atomicOr(nan_flag, 1);
-  T *dst = values + q * 16;
-#pragma unroll
-  for (int i = 0; i < 16; ++i) dst[i] = vals[i];
-  meta[q] = word;
 }
 
 // 2:4 mask refresh of float32 parameters with the flip count ||m_new - m_old||_1 (AST's flip rate numerator).
@@ -111,7 +146,7 @@ __global__ void refresh_mask_24_kernel(const float *__restrict__ w, const uint8_
   template __global__ void nm_mask_kernel<T, 6>(const T *, uint8_t *, long long, int, int *);         \
   template __global__ void nm_mask_kernel<T, 7>(const T *, uint8_t *, long long, int, int *);         \
   template __global__ void nm_mask_kernel<T, 8>(const T *, uint8_t *, long long, int, int *);         \
-  template __global__ void compress_24_packed_kernel<T>(const T *, T *, uint32_t *, long long, int *);
+  template __global__ void compress_24_packed_kernel<T, 2>(const T *, T *, uint32_t *, long long, int *);
 NM_INST(float)
 NM_INST(double)
 NM_INST(__half)

@@ -9,7 +9,7 @@ from ._module import as_device, blocks, ctype, cupy, module
 _FLOATS = {"float16", "float32", "float64", "bfloat16"}
 _T = ("float", "double", "__half", "__nv_bfloat16")
 _NAMES = tuple(f"nm_mask_kernel<{t},{m}>" for t in _T for m in range(1, 9)) + tuple(
-    f"compress_24_packed_kernel<{t}>" for t in _T) + ("refresh_mask_24_kernel",)
+    f"compress_24_packed_kernel<{t},2>" for t in _T) + ("refresh_mask_24_kernel",)
 
 
 def _mod():
@@ -53,8 +53,8 @@ def compress_24_packed(w):
     meta = cp.empty((rows, cols // 32), dtype=cp.uint32)
     if w.size:
         flag = cp.zeros(1, dtype=cp.int32)
-        k = _mod().get_function(f"compress_24_packed_kernel<{ctype(w.dtype)}>")
-        k((blocks(meta.size, 256),), (256,), (w, values, meta, np.int64(meta.size), flag))
+        k = _mod().get_function(f"compress_24_packed_kernel<{ctype(w.dtype)},2>")
+        k((blocks(4 * meta.size, 512),), (256,), (w, values, meta, np.int64(4 * meta.size), flag))
         _raise_if_nan(flag, "w")
     return values, meta
 
@@ -77,3 +77,19 @@ def refresh_mask(w, mask_old, n: int = 2, m: int = 4):
                                                        (w, mask_old, new, np.int64(groups), flips, flag))
         _raise_if_nan(flag, "w")
     return new, int(flips.get()[0])
+
+
+def compress_24_packed_t(w):
+    """As :func:`nmref.compress_24_packed_t`: ``(values_t [cols/2, rows], meta_t [cols/4, rows/8])``
+    (``rows % 8 == 0``, ``cols % 32 == 0`` here: built from :func:`compress_24_packed` by transposes)."""
+    cp = cupy()
+    w = as_device("w", w, dtypes=_FLOATS, ndim=2)
+    rows, cols = w.shape
+    if rows % 8:
+        raise NMRefValueError(f"w has {rows} rows; the transposed packed layout needs rows divisible by 8")
+    values, meta = compress_24_packed(w)
+    shifts = 4 * cp.arange(8, dtype=cp.uint32)
+    nib = ((meta[..., None] >> shifts) & 0xF).reshape(rows, cols // 4)          # [rows, groups]
+    nib_t = nib.T.reshape(cols // 4, rows // 8, 8)                               # [groups, rows/8, 8]
+    meta_t = (nib_t << shifts).sum(axis=-1, dtype=cp.uint32)  # disjoint bit fields: sum == OR
+    return cp.ascontiguousarray(values.T), meta_t

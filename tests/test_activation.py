@@ -114,6 +114,8 @@ def test_gemv_semantics_exact_in_float64():
     np.testing.assert_array_equal(nmref.gemv_input_sparse(x[0], w, t), w[:, kept] @ x[0, kept])  # column skipping
     mask = nmref.nm_mask(w, 2, 4)
     np.testing.assert_array_equal(nmref.gemv_input_sparse_24(x, w, mask, t), xm @ np.where(mask, w, 0).T)
+    vt, mt = nmref.compress_24_packed_t(w, mask=mask)
+    np.testing.assert_array_equal(nmref.gemv_input_sparse_24_packed_t(x, vt, mt, t), xm @ np.where(mask, w, 0).T)
     s = rng.random(24) < 0.5
     np.testing.assert_array_equal(nmref.gemv_output_sparse(x, w, s), np.where(s, x @ w.T, 0))
 

@@ -292,3 +292,33 @@ def test_packed_round_trip_and_bit_layout(dt):
         nmref.decompress_24_packed(vals, bad)
     with pytest.raises(NMRefValueError, match="divisible by 32"):
         nmref.compress_24_packed(w[:, :16])
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16", "float32"])
+def test_packed_t_is_the_transposed_packed_layout(dt):
+    rng = np.random.default_rng(12)
+    w = rng.integers(-2, 3, size=(16, 40)).astype(np_dtype(dt))  # ties and zero groups
+    mask = nmref.nm_mask(w, 2, 4)
+    vt, mt = nmref.compress_24_packed_t(w)
+    assert vt.shape == (20, 16) and mt.shape == (10, 2) and mt.dtype == np.uint32 and vt.flags.c_contiguous and mt.flags.c_contiguous
+    cv, _ = nmref.compress_nm(w, 2, 4)
+    assert bits_equal(vt, cv.T)  # values_t = values.T
+    for o in range(16):  # nibble of (row o, group g) at bits 4·(o mod 8) of word meta_t[g, o // 8]
+        for g in range(10):
+            nib = int(mt[g, o // 8]) >> (4 * (o % 8)) & 0xF
+            assert mask[o, 4 * g + (nib & 3)] and mask[o, 4 * g + (nib >> 2)] and (nib & 3) < (nib >> 2)
+    assert bits_equal(nmref.decompress_24_packed_t(vt, mt), np.where(mask, w, np.zeros((), w.dtype)))
+    w32 = np.concatenate([w, w[:, :24]], axis=1)  # 64 columns: the row-major packed layout applies too
+    v, m = nmref.compress_24_packed(w32)
+    vt, mt = nmref.compress_24_packed_t(w32)
+    assert bits_equal(vt, v.T)
+    bad = mt.copy()
+    bad[3, 1] &= ~np.uint32(0xF << 8)  # row 10, group 3 -> (0, 0)
+    with pytest.raises(NMRefValueError, match="row 10, group 3"):
+        nmref.decompress_24_packed_t(vt, bad)
+    with pytest.raises(NMRefValueError, match="rows % 8"):
+        nmref.compress_24_packed_t(w[:12])
+    with pytest.raises(NMRefValueError, match="cols % 4"):
+        nmref.compress_24_packed_t(w[:, :6])
+    with pytest.raises(NMRefValueError, match="meta_t"):
+        nmref.decompress_24_packed_t(vt, mt[:-1])

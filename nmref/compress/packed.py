@@ -9,6 +9,15 @@ For ``W[rows, cols]`` with exactly 2 kept per group of 4 along rows (``cols % 32
 
 A kernel thread that loads 8 values (16 bytes of fp16 = 4 groups) finds their 16 metadata bits in
 one aligned half-word. Bytes: the same 0.5625 of dense fp16 as the CUTLASS layout, unpermuted.
+
+The **transposed** packed layout (``*_packed_t``), for input-sparse (TEAL) decoding, where a kernel
+skips the inputs whose activation is dropped and so wants a group's data contiguous over outputs
+(``rows % 8 == 0``, ``cols % 4 == 0``; groups still run along ``cols``, the reduction axis):
+
+* ``values_t[cols/2, rows] = values.T``: row ``2g + s`` holds slot ``s`` (0: lower kept position
+  ``i0 ∈ {0,1,2}``, 1: upper ``i1 ∈ {1,2,3}``) of group ``g`` for every output row;
+* ``meta_t[cols/4, rows/8]`` uint32: the nibble ``i0 | i1 << 2`` of output row ``o``, group ``g`` at
+  bits ``4·(o mod 8)`` of word ``meta_t[g, ⌊o/8⌋]``.
 """
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ from ..masks import nm_mask
 from .cutlass import scatter_24_nibbles
 from .generic import check_exact_nm_mask
 
-__all__ = ["compress_24_packed", "decompress_24_packed"]
+__all__ = ["compress_24_packed", "decompress_24_packed", "compress_24_packed_t", "decompress_24_packed_t"]
 
 
 def compress_24_packed(w: np.ndarray, *, mask: np.ndarray | None = None):
@@ -30,17 +39,34 @@ def compress_24_packed(w: np.ndarray, *, mask: np.ndarray | None = None):
     rows, cols = w.shape
     if cols % 32:
         raise NMRefValueError(f"w has {cols} columns; the packed 2:4 layout needs columns divisible by 32")
+    pos = _kept_positions(w, mask)
+    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
+    meta = _pack_nibbles(pos[..., 0] | pos[..., 1] << 2)
+    return values, meta
+
+
+def _kept_positions(w, mask):
+    """``[rows, cols/4, 2]`` kept positions (increasing) of each group; mask defaults to nm_mask(w, 2, 4)."""
+    rows, cols = w.shape
     if mask is None:
         mask = nm_mask(w, 2, 4)
     else:
         check_shape("mask", as_bool_array("mask", mask), w.shape)
         check_exact_nm_mask(mask, 2, 4, 1)
     g = mask.reshape(rows, cols // 4, 4)
-    pos = np.argsort(~g, axis=-1, kind="stable")[..., :2]  # kept positions, increasing
-    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
-    nib = (pos[..., 0] | pos[..., 1] << 2).astype(np.uint32).reshape(rows, cols // 32, 8)
-    meta = np.bitwise_or.reduce(nib << (4 * np.arange(8, dtype=np.uint32)), axis=-1).astype(np.uint32)
-    return values, meta
+    return np.argsort(~g, axis=-1, kind="stable")[..., :2]
+
+
+def _pack_nibbles(nib):
+    """``[a, 8·b]`` nibbles -> ``[a, b]`` uint32 words, element ``8·j + i`` at bits ``4·i`` of word ``j``."""
+    a, n = nib.shape
+    nib = nib.astype(np.uint32).reshape(a, n // 8, 8)
+    return np.bitwise_or.reduce(nib << (4 * np.arange(8, dtype=np.uint32)), axis=-1).astype(np.uint32)
+
+
+def _unpack_nibbles(meta):
+    a, b = meta.shape
+    return ((meta[..., None] >> (4 * np.arange(8, dtype=np.uint32))) & 0xF).reshape(a, 8 * b).astype(np.int64)
 
 
 def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
@@ -55,5 +81,34 @@ def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     if cols % 32:
         raise NMRefValueError(f"values imply {cols} dense columns; the packed 2:4 layout needs a multiple of 32")
     check_shape("meta", meta, (rows, cols // 32))
-    nib = ((meta[..., None] >> (4 * np.arange(8, dtype=np.uint32))) & 0xF).reshape(rows, cols // 4).astype(np.int64)
-    return scatter_24_nibbles(values, nib)
+    return scatter_24_nibbles(values, _unpack_nibbles(meta))
+
+
+def compress_24_packed_t(w: np.ndarray, *, mask: np.ndarray | None = None):
+    """Transposed packed layout ``(values_t [cols/2, rows], meta_t uint32 [cols/4, rows/8])`` of
+    ``W[rows, cols]`` (see the module docstring); mask defaults to ``nm_mask(w, 2, 4)``."""
+    w = as_float_array("w", w)
+    if w.ndim != 2:
+        raise NMRefValueError(f"w must be 2-D, got shape {w.shape}")
+    rows, cols = w.shape
+    if cols % 4 or rows % 8:
+        raise NMRefValueError(f"w has shape {w.shape}; the transposed packed layout needs rows % 8 == 0 "
+                              "and cols % 4 == 0")
+    pos = _kept_positions(w, mask)
+    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
+    return np.ascontiguousarray(values.T), np.ascontiguousarray(_pack_nibbles((pos[..., 0] | pos[..., 1] << 2).T))
+
+
+def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`compress_24_packed_t`: dense ``W[rows, cols]`` (pruned entries +0.0);
+    invalid nibbles (``i0 >= i1``) raise."""
+    values_t = as_float_array("values_t", values_t)
+    if values_t.ndim != 2:
+        raise NMRefValueError(f"values_t must be 2-D [cols/2, rows], got shape {values_t.shape}")
+    if not isinstance(meta_t, np.ndarray) or meta_t.dtype != np.uint32:
+        raise NMRefTypeError(f"meta_t must be a uint32 numpy.ndarray, got {getattr(meta_t, 'dtype', type(meta_t))}")
+    half, rows = values_t.shape
+    if half % 2 or rows % 8:
+        raise NMRefValueError(f"values_t has shape {values_t.shape}; expected [cols/2, rows] with cols % 4 == 0, rows % 8 == 0")
+    check_shape("meta_t", meta_t, (half // 2, rows // 8))
+    return scatter_24_nibbles(np.ascontiguousarray(values_t.T), _unpack_nibbles(meta_t).T)
