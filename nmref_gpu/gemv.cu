@@ -338,9 +338,9 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
 // 4 inputs; a group is compacted into shared memory if any input survives, with two flags: slot 0
 // (i0 <= 2) is needed iff one of inputs 0..2 survives, slot 1 (i1 >= 1) iff one of 1..3 does; an
 // unneeded slot is not read (its products would all be with dropped inputs). Each lane then owns 8
-// outputs; warps split the kept groups, partial sums are reduced in shared memory, one float32
-// atomicAdd per output per block.
-template <typename T>
+// outputs and keeps U groups' loads in flight; warps split the kept groups, partial sums are reduced in
+// shared memory, one float32 atomicAdd per output per block.
+template <typename T, int U>
 __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
                                                        const T *__restrict__ x, float t, float *__restrict__ y,
                                                        int in, int out) {
@@ -394,11 +394,11 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
   float acc[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  for (int j0 = warp; j0 < nk; j0 += 32) {
-    uint4 v0[4], v1[4];
-    uint32_t mw[4];
+  for (int j0 = warp; j0 < nk; j0 += 8 * U) {
+    uint4 v0[U], v1[U];
+    uint32_t mw[U];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       int j = j0 + 8 * u;
       bool ok = live && j < nk;
       unsigned nd = ok ? kept_need[j] : 0u;
@@ -410,7 +410,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
       mw[u] = ok ? __ldcs(Mt + (size_t)g * (out >> 3) + ow) : 0u;
     }
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       int j = j0 + 8 * u;
       if (j < nk) {
         float4 xs = kept_x[j];
@@ -586,7 +586,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   template __global__ void gemv_teal<T>(const T *, const T *, float, float *, int, int);                 \
   template __global__ void gemv_teal_blk<T, 256>(const T *, const T *, float, float *, int, int);            \
   template __global__ void gemv_teal_blk<T, 512>(const T *, const T *, float, float *, int, int);            \
-  template __global__ void gemv_teal24_blk<T>(const T *, const uint32_t *, const T *, float, float *, int, int);
+  template __global__ void gemv_teal24_blk<T, 4>(const T *, const uint32_t *, const T *, float, float *, int, int); \
+  template __global__ void gemv_teal24_blk<T, 8>(const T *, const uint32_t *, const T *, float, float *, int, int);
 GEMV_ALL(__half)
 GEMV_ALL(__nv_bfloat16)
 GEMV_MMA_T(__half)

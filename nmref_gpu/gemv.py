@@ -22,7 +22,7 @@ _ROWS = ((1, 4), (2, 2), (4, 1))
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
-    tuple(f"{k}<{t}>" for k in ("gemv_teal", "gemv_teal24_blk") for t in _TYPES) + \
+    tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1)))
@@ -153,13 +153,13 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     return y
 
 
-def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None):
+def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, variant: int = 4):
     """TEAL on a 2:4 weight: ``y = (x ⊙ 1[|x| > t]) (W⊙M)ᵀ`` from ``(values_t [in/2, out], meta_t
     [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]``, ``out % 8 == 0``.
     A group of 4 inputs is skipped when all four are dropped, and each of its two value slots when the
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). float32 atomics: the
     summation order varies between runs; results agree to float32 rounding. ``meta_t`` must be a valid
-    layout (nibbles ``i0 < i1``; not checked on the device)."""
+    layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8)."""
     values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape
@@ -173,9 +173,11 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None):
     t = float(t)
     if np.isnan(t):
         raise NMRefValueError("t (threshold) is NaN")
+    if variant not in (4, 8):
+        raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _out(out, (out_f,))
     y.fill(0)
-    _mod().get_function(f"gemv_teal24_blk<{ctype(values_t.dtype)}>")(
+    _mod().get_function(f"gemv_teal24_blk<{ctype(values_t.dtype)},{variant}>")(
         (blocks(out_f, 256), blocks(in_f // 4, 64)), (256,),
         (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
     return y

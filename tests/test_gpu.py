@@ -158,9 +158,11 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
     t = nmref.exact_threshold(x, p)
     vt, mt = nmref.compress_24_packed_t(w)
     ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
-    out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned; the launcher zeroes it first
-    y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out).get()
-    assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
+    for variant in (4, 8):
+        out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned; the launcher zeroes it first
+        y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
+                                                    variant=variant).get()
+        assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
     with pytest.raises(nmref.NMRefValueError, match="transposed packed"):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt[:, :-1]), cp.asarray(mt), t)
     with pytest.raises(nmref.NMRefValueError, match="NaN"):
