@@ -237,7 +237,8 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     """``y = (x ⊙ 1[|x| > t]) Wᵀ`` for ``x[in]`` or ``x[batch, in]``, ``W[out, in]``.
 
     Semantics of a kernel that stores W column-major (``Wᵀ`` row-major, so a dropped input skips one
-    contiguous column): only the kept columns are read. Products and sums are float32 for
+    contiguous column): only the kept columns are read, so a non-finite weight in a dropped column
+    does not reach the result (``0 · Inf`` is never formed). Products and sums are float32 for
     float16/bfloat16/float32 inputs and float64 if any input is float64; the order of summation is
     unspecified (compare with a tolerance, or exactly on inputs whose sums are exact).
     For a batch the mask is per row (each token its own).
@@ -245,8 +246,12 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     x, w = _check_gemv(x, w)
     t = _check_t(t)
     acc = _acc_dtype(x, w)
-    xs = sparsify(x, t).astype(acc)
-    return xs @ w.astype(acc).T
+    x2 = x.reshape(-1, x.shape[-1])
+    y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
+    for b in range(x2.shape[0]):  # per token: only its kept columns are read (an Inf in a dropped column stays unread)
+        kept = np.abs(x2[b]) > t
+        y[b] = w[:, kept].astype(acc) @ x2[b, kept].astype(acc)
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 
 def gemv_output_sparse(x: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:

@@ -120,6 +120,22 @@ def test_gemv_semantics_exact_in_float64():
     np.testing.assert_array_equal(nmref.gemv_output_sparse(x, w, s), np.where(s, x @ w.T, 0))
 
 
+def test_gemv_input_sparse_never_reads_dropped_columns():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 16))
+    x = rng.standard_normal((2, 16))
+    t = 0.5
+    dropped = np.abs(x[0]) <= t
+    col = int(np.argmax(dropped))
+    assert dropped[col]
+    w[:, col] = np.inf  # a non-finite weight where token 0's input is dropped
+    x[1, col] = 2.0     # ... and token 1's is kept
+    y = nmref.gemv_input_sparse(x, w, t)
+    assert np.isfinite(y[0]).all() and np.isinf(y[1]).all()
+    np.testing.assert_array_equal(y[0], w[:, ~dropped] @ x[0, ~dropped])
+    np.testing.assert_array_equal(nmref.gemv_input_sparse(x[0], w, t), y[0])
+
+
 def test_gemv_float16_accumulates_in_float32():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((64, 4096)).astype(np.float16)
