@@ -484,9 +484,18 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
   d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
 }
 
+// One super-step's loads of a lane: weights of rows g and g+8 (and their nibbles) and x of its batch rows.
+template <int NT, bool SP> struct MmaStep {
+  uint4 w[2][SP ? 1 : 2];
+  unsigned m[2];
+  uint4 x[NT][2];
+};
+
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
-// NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16); U = super-steps loaded before math.
-template <typename T, int NT, bool SP, int KW, int U>
+// NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
+// 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
+// one's math, so memory latency overlaps the expansion and the mma.
+template <typename T, int NT, bool SP, int KW, int D>
 __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                                     const T *__restrict__ x, float *__restrict__ y, int out, int in,
                                                     int batch) {
@@ -501,57 +510,65 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
   float acc[NT][4] = {};
   int nsup = (in + 63) >> 6;
-  for (int s0 = warp; s0 < nsup; s0 += KW * U) {
-    uint4 wv[U][2][SP ? 1 : 2];
-    unsigned mb[U][2];
-    uint4 xv[U][NT][2];
+  auto load = [&](MmaStep<NT, SP> &st, int s) {
+    int k = s * 64 + 16 * t;
+    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      int k = (s0 + KW * u) * 64 + 16 * t;
-      bool ok0 = s0 + KW * u < nsup && k < in, ok1 = ok0 && k + 8 < in;
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        if constexpr (SP) {
-          wv[u][r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
-                            : make_uint4(0u, 0u, 0u, 0u);
-          mb[u][r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
-                         : 0u;
-        } else {
-          const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
-          wv[u][r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
-          wv[u][r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        int b = g + 8 * j;
-        const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
-        xv[u][j][0] = (ok0 && b < batch) ? __ldg(p) : make_uint4(0u, 0u, 0u, 0u);
-        xv[u][j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+    for (int r = 0; r < 2; ++r) {
+      if constexpr (SP) {
+        st.w[r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
+                         : make_uint4(0u, 0u, 0u, 0u);
+        st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
+                      : 0u;
+      } else {
+        const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
+        st.w[r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
+        st.w[r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      uint32_t a[2][8];
+    for (int j = 0; j < NT; ++j) {
+      int b = g + 8 * j;
+      const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
+      st.x[j][0] = (ok0 && b < batch) ? __ldg(p) : make_uint4(0u, 0u, 0u, 0u);
+      st.x[j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+  auto compute = [&](const MmaStep<NT, SP> &st) {
+    uint32_t a[2][8];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        if constexpr (SP) expand_24(wv[u][r][0], mb[u][r], tab, a[r]);
-        else to_words(wv[u][r][0], wv[u][r][1], a[r]);
-      }
+    for (int r = 0; r < 2; ++r) {
+      if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
+      else to_words(st.w[r][0], st.w[r][1], a[r]);
+    }
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        uint32_t b[8];
-        to_words(xv[u][j][0], xv[u][j][1], b);
-        // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
-        // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
-        // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
-        float part[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int j = 0; j < NT; ++j) {
+      uint32_t b[8];
+      to_words(st.x[j][0], st.x[j][1], b);
+      // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+      // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+      // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
+      float part[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int s = 0; s < 4; ++s)
-          mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
+      for (int s = 0; s < 4; ++s)
+        mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
-      }
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
+    }
+  };
+  if constexpr (D == 1) {
+    for (int s = warp; s < nsup; s += KW) {
+      MmaStep<NT, SP> st;
+      load(st, s);
+      compute(st);
+    }
+  } else {
+    MmaStep<NT, SP> cur, nxt;
+    load(cur, warp);
+    for (int s = warp; s < nsup; s += KW) {
+      load(nxt, s + KW);  // past the end: predicated off, zeros
+      compute(cur);
+      cur = nxt;
     }
   }
   // accumulator (j, i): row g + 8 (i >= 2), batch column 8 j + 2 t + (i & 1)
@@ -569,11 +586,12 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   }
 }
 
-#define GEMV_MMA(T, NT, KW, U)                                                                               \
-  template __global__ void gemv_mma<T, NT, false, KW, U>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, U>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_T(T) GEMV_MMA(T, 1, 4, 2) GEMV_MMA(T, 1, 8, 1) GEMV_MMA(T, 1, 8, 2) GEMV_MMA(T, 1, 16, 1) \
-  GEMV_MMA(T, 2, 4, 2) GEMV_MMA(T, 2, 8, 1) GEMV_MMA(T, 2, 8, 2) GEMV_MMA(T, 2, 16, 1)
+#define GEMV_MMA(T, NT, KW, D)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
+  GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
+#define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)
 #define GEMV_INST(T, B)                                                                                  \
   template __global__ void gemv_dense<T, B>(const T *, const T *, float *, int, int, int);             \
   template __global__ void gemv_24<T, B>(const T *, const uint32_t *, const T *, float *, int, int, int);

@@ -25,9 +25,10 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1)))
-#: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight)
-_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1))
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+#: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
+#: per warp: 1 = load then compute, 2 = software-pipelined)
+_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
 #: the variant used by default per kernel and batch bound: the lowest mean time relative to the fastest
 #: variant over the five LLaMA shapes in the H100 run recorded in docs/benchmarks.md (worst shape within
 #: 4-14% of its fastest variant)
@@ -90,9 +91,9 @@ def _launch(kind, dtype, batch, out_f, args, variant):
 def gemv(x, w, *, out=None, variant=None):
     """Dense ``y = x Wᵀ``: ``W[out, in]`` fp16/bf16 row-major (``in % 8 == 0``), ``x[in]`` or ``[batch≤16, in]``.
     ``out``: optional preallocated float32 result (``[batch, out]``). ``variant``: the kernel, for
-    benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, U)``
-    (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, U super-steps of 64
-    columns in flight); the default is tuned per batch (:data:`DEFAULT_VARIANT`). All variants multiply
+    benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, D)``
+    (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, D super-steps of 64
+    columns in flight per warp, 2 = software-pipelined); the default is tuned per batch (:data:`DEFAULT_VARIANT`). All variants multiply
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
     sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
     sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
