@@ -169,8 +169,8 @@ def main():
               "GB/s on the bytes each kernel must read (dense: W; 2:4: values + metadata = 0.5625 of W), % of read "
               "bandwidth. Best of our variants per row; every variant's time is in the variants table below.", "",
               "| out×in | batch | cuBLAS µs (GB/s; torch.matmul in a CUDA graph) | dense µs (GB/s, %) [variant] | 2:4 µs (GB/s, %) [variant] "
-              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | rel err dense, 2:4 |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | default variant µs: dense, 2:4 | rel err dense, 2:4 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS) + " |",
                  "|---|---|---|" + "---|" * len(VARIANTS)]
     for out_f, in_f in SHAPES:
@@ -205,6 +205,8 @@ def main():
                 td[v] = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y, variant=v))
                 ts[v] = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y, variant=v))
             bd, bs = min(td, key=td.get), min(ts, key=ts.get)
+            tdd = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y))  # the defaults (DEFAULT_VARIANT)
+            tsd = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y))
             t_t = float("nan")
             if tsp is not None:
                 xt = torch.from_numpy(x_h).cuda()
@@ -220,7 +222,7 @@ def main():
             lines.append(f"| {out_f}×{in_f} | {batch} | {t_cub * 1e6:.1f} ({dense_bytes / t_cub / 1e9:.0f}) "
                          f"| {td[bd] * 1e6:.1f} ({pct(dense_bytes, td[bd])}) [{vname(bd)}] "
                          f"| {ts[bs] * 1e6:.1f} ({pct(sb, ts[bs])}) [{vname(bs)}] | {t_cub / ts[bs]:.2f}× | {td[bd] / ts[bs]:.2f}× "
-                         f"| {t_t * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
+                         f"| {t_t * 1e6:.1f} | {tdd * 1e6:.1f}, {tsd * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | dense | " + " | ".join(f"{td[v] * 1e6:.1f}" for v in VARIANTS) + " |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | 2:4 | " + " | ".join(f"{ts[v] * 1e6:.1f}" for v in VARIANTS) + " |")
             print(lines[-1], flush=True)
