@@ -44,7 +44,12 @@ def bench(fn, reps=50, warm=5):
 VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
 
 
+SP_VARIANTS = [(8, 2), (16, 1), (16, 2)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
+
+
 def vname(v):
+    if isinstance(v, tuple) and v[0] == "sp":
+        return "mma.sp %d×%d" % v[1:]
     return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
 
 
@@ -169,10 +174,11 @@ def main():
               "GB/s on the bytes each kernel must read (dense: W; 2:4: values + metadata = 0.5625 of W), % of read "
               "bandwidth. Best of our variants per row; every variant's time is in the variants table below.", "",
               "| out×in | batch | cuBLAS µs (GB/s; torch.matmul in a CUDA graph) | dense µs (GB/s, %) [variant] | 2:4 µs (GB/s, %) [variant] "
-              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | default variant µs: dense, 2:4 | rel err dense, 2:4 |",
+              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | default variant µs: dense, 2:4 packed, 2:4 mma.sp | rel err dense, 2:4 |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS) + " |",
-                 "|---|---|---|" + "---|" * len(VARIANTS)]
+    sp_names = [("sp",) + v for v in SP_VARIANTS]
+    var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS + sp_names) + " |",
+                 "|---|---|---|" + "---|" * (len(VARIANTS) + len(sp_names))]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         vals_h, meta_h = nmref.compress_24_packed(w_h)
@@ -181,6 +187,9 @@ def main():
         sb = vals_h.nbytes + meta_h.nbytes
         ws = rotating(lambda: cp.asarray(w_h), dense_bytes)
         cvals = rotating(lambda: (cp.asarray(vals_h), cp.asarray(meta_h)), sb)
+        mvals_h, mmeta_h = nmref.compress_24_mma(w_h)
+        assert mmeta_h.nbytes == meta_h.nbytes
+        mvals = rotating(lambda: (cp.asarray(mvals_h), cp.asarray(mmeta_h)), sb)
         try:
             from torch.sparse import to_sparse_semi_structured
             tsp = to_sparse_semi_structured(torch.from_numpy(ws_h).cuda())
@@ -194,7 +203,7 @@ def main():
             yh = cp.empty((batch, out_f), dtype=cp.float16)
             ref = x_h.astype(np.float64) @ w_h.astype(np.float64).T
             ref24 = x_h.astype(np.float64) @ ws_h.astype(np.float64).T
-            nw, nv = cycle(ws), cycle(cvals)
+            nw, nv, nm = cycle(ws), cycle(cvals), cycle(mvals)
             t_cub = cublas_time(x, ws, yh)
             td, ts, ed, es = {}, {}, {}, {}
             for v in VARIANTS:
@@ -204,9 +213,14 @@ def main():
                 es[v] = np.linalg.norm(nmref_gpu.gemv_24_packed(x, *cvals[0], out=y, variant=v).get() - ref24) / np.linalg.norm(ref24)
                 td[v] = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y, variant=v))
                 ts[v] = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y, variant=v))
+            for v in SP_VARIANTS:
+                y.fill(np.nan)
+                es[("sp",) + v] = np.linalg.norm(nmref_gpu.gemv_24_mma(x, *mvals[0], out=y, variant=v).get() - ref24) / np.linalg.norm(ref24)
+                ts[("sp",) + v] = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y, variant=v))
             bd, bs = min(td, key=td.get), min(ts, key=ts.get)
             tdd = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y))  # the defaults (DEFAULT_VARIANT)
             tsd = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y))
+            tspd = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y))
             t_t = float("nan")
             if tsp is not None:
                 xt = torch.from_numpy(x_h).cuda()
@@ -222,9 +236,10 @@ def main():
             lines.append(f"| {out_f}×{in_f} | {batch} | {t_cub * 1e6:.1f} ({dense_bytes / t_cub / 1e9:.0f}) "
                          f"| {td[bd] * 1e6:.1f} ({pct(dense_bytes, td[bd])}) [{vname(bd)}] "
                          f"| {ts[bs] * 1e6:.1f} ({pct(sb, ts[bs])}) [{vname(bs)}] | {t_cub / ts[bs]:.2f}× | {td[bd] / ts[bs]:.2f}× "
-                         f"| {t_t * 1e6:.1f} | {tdd * 1e6:.1f}, {tsd * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
-            var_lines.append(f"| {out_f}×{in_f} | {batch} | dense | " + " | ".join(f"{td[v] * 1e6:.1f}" for v in VARIANTS) + " |")
-            var_lines.append(f"| {out_f}×{in_f} | {batch} | 2:4 | " + " | ".join(f"{ts[v] * 1e6:.1f}" for v in VARIANTS) + " |")
+                         f"| {t_t * 1e6:.1f} | {tdd * 1e6:.1f}, {tsd * 1e6:.1f}, {tspd * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
+            var_lines.append(f"| {out_f}×{in_f} | {batch} | dense | " + " | ".join(f"{td[v] * 1e6:.1f}" for v in VARIANTS)
+                             + " | —" * len(sp_names) + " |")
+            var_lines.append(f"| {out_f}×{in_f} | {batch} | 2:4 | " + " | ".join(f"{ts[v] * 1e6:.1f}" for v in VARIANTS + sp_names) + " |")
             print(lines[-1], flush=True)
     lines += ["", "GEMV variants, µs (`warp`: one warp per row, the first version; `(R, U)`: R rows per warp, "
               "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
@@ -276,6 +291,9 @@ def main():
         sb = vt_h.nbytes + mt_h.nbytes
         cts = rotating(lambda: (cp.asarray(vt_h), cp.asarray(mt_h)), sb)
         cvals = rotating(lambda: (cp.asarray(vals_h), cp.asarray(meta_h)), sb)
+        mvals_h, mmeta_h = nmref.compress_24_mma(w_h)
+        assert mmeta_h.nbytes == meta_h.nbytes
+        mvals = rotating(lambda: (cp.asarray(mvals_h), cp.asarray(mmeta_h)), sb)
         wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), w_h.nbytes)
         wrs = rotating(lambda: cp.asarray(w_h), w_h.nbytes)
         nt, nv, nf = cycle(cts), cycle(cvals), cycle(wfs)

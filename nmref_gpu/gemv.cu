@@ -586,6 +586,120 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   }
 }
 
+// ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
+template <typename T> __device__ __forceinline__ void mma_sp_16832(float (&d)[4], const uint32_t (&a)[4],
+                                                                  const uint32_t (&b)[4], uint32_t e);
+template <> __device__ __forceinline__ void mma_sp_16832<__half>(float (&d)[4], const uint32_t (&a)[4],
+                                                                 const uint32_t (&b)[4], uint32_t e) {
+  asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+               "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+}
+template <> __device__ __forceinline__ void mma_sp_16832<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
+                                                                        const uint32_t (&b)[4], uint32_t e) {
+  asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+               "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+}
+
+template <int NT> struct SpStep {
+  uint4 w[2];      // values of groups 4t..4t+3 of rows g, g+8
+  uint2 e;         // metadata words of chunks 0, 1 (lanes t < 2)
+  uint4 x[NT][4];  // columns [16a, 16a+16) and [16a+32, 16a+48) of the super-step, a = t / 2
+};
+
+// Block: 16 rows × all of K, KW warps splitting K in super-steps of 64 columns, D in flight per warp
+// (as gemv_mma). Per super-step a lane loads 16 bytes of values per row (groups 4t..4t+3) and feeds
+// them as logical groups t, t+4 of two mma.sp (chunk c: actual groups 4t+2c, 4t+2c+1); lanes t = 0, 1
+// load the two metadata words the hardware reads from them (layout: nmref.meta_mma_from_nibbles); for
+// B, logical group L of chunk c is actual 4L + 2c (L < 4) or 4(L-4) + 2c + 1, so lane (g, t) reads x
+// columns 16a..16a+15 and 16a+32..16a+47 of batch row g, half of whose words it uses (a = t/2).
+// Half the mma of gemv_mma<SP = true> and no register expansion. in % 64 == 0.
+template <typename T, int NT, int KW, int D>
+__global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ vals, const uint32_t *__restrict__ meta,
+                                                       const T *__restrict__ x, float *__restrict__ y, int out,
+                                                       int in, int batch) {
+  __shared__ float red[KW][16][8 * NT];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, a = t >> 1, h = t & 1;
+  int row0 = blockIdx.x * 16;
+  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
+  const uint32_t *mtile = meta + (size_t)blockIdx.x * (in >> 1);
+  float acc[NT][4] = {};
+  int nsup = in >> 6;
+  auto load = [&](SpStep<NT> &st, int s) {
+    bool ok = s < nsup;
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      st.w[r] = ok ? __ldcs(reinterpret_cast<const uint4 *>(vals + (size_t)rows[r] * (in >> 1) + s * 32 + 8 * t))
+                   : make_uint4(0u, 0u, 0u, 0u);
+    st.e = (ok && t < 2) ? __ldcs(reinterpret_cast<const uint2 *>(mtile + s * 32 + 4 * g + 2 * t)) : make_uint2(0u, 0u);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      int b = g + 8 * j;
+      const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + s * 64 + 16 * a);
+      bool okb = ok && b < batch;
+#pragma unroll
+      for (int q = 0; q < 4; ++q)  // q: 0,1 -> columns 16a + 8q; 2,3 -> 16a + 32 + 8(q-2)
+        st.x[j][q] = okb ? __ldg(p + (q & 1) + 4 * (q >> 1)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+  auto compute = [&](const SpStep<NT> &st) {
+    const uint32_t w0[4] = {st.w[0].x, st.w[0].y, st.w[0].z, st.w[0].w};
+    const uint32_t w1[4] = {st.w[1].x, st.w[1].y, st.w[1].z, st.w[1].w};
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      uint32_t r1[8], r2[8];  // words of columns [16a, 16a+16) and [16a+32, 16a+48)
+      to_words(st.x[j][0], st.x[j][1], r1);
+      to_words(st.x[j][2], st.x[j][3], r2);
+      float part[4] = {0.f, 0.f, 0.f, 0.f};  // fresh per super-step, as in gemv_mma (truncating tensor-core sums)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const uint32_t av[4] = {w0[2 * c], w1[2 * c], w0[2 * c + 1], w1[2 * c + 1]};
+        const uint32_t bv[4] = {r1[4 * c + h], r2[4 * c + h], r1[4 * c + 2 + h], r2[4 * c + 2 + h]};
+        mma_sp_16832<T>(part, av, bv, c ? st.e.y : st.e.x);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
+    }
+  };
+  if constexpr (D == 1) {
+    for (int s = warp; s < nsup; s += KW) {
+      SpStep<NT> st;
+      load(st, s);
+      compute(st);
+    }
+  } else {
+    SpStep<NT> cur, nxt;
+    load(cur, warp);
+    for (int s = warp; s < nsup; s += KW) {
+      load(nxt, s + KW);
+      compute(cur);
+      cur = nxt;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
+    int r = idx & 15, b = idx >> 4;
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < KW; ++w) sum += red[w][r][b];
+    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
+  }
+}
+
+#define GEMV_MMA_SP(T, NT, KW, D) \
+  template __global__ void gemv_mma_sp<T, NT, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_SP_T(T) GEMV_MMA_SP(T, 1, 8, 2) GEMV_MMA_SP(T, 1, 16, 1) GEMV_MMA_SP(T, 1, 16, 2) \
+  GEMV_MMA_SP(T, 2, 8, 2) GEMV_MMA_SP(T, 2, 16, 1) GEMV_MMA_SP(T, 2, 16, 2)
+GEMV_MMA_SP_T(__half)
+GEMV_MMA_SP_T(__nv_bfloat16)
+
 #define GEMV_MMA(T, NT, KW, D)                                                                               \
   template __global__ void gemv_mma<T, NT, false, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int); \
   template __global__ void gemv_mma<T, NT, true, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);

@@ -2,6 +2,7 @@
 
 * :func:`gemv` — dense ``y = x Wᵀ`` (W row-major), the baseline of our own;
 * :func:`gemv_24_packed` — ``y = x (W⊙M)ᵀ`` from nmref's packed 2:4 layout;
+* :func:`gemv_24_mma` — the same on sparse tensor cores (``mma.sp``), from :func:`nmref.compress_24_mma`;
 * :func:`gemv_input_sparse` — TEAL ``y = (x ⊙ 1[|x| > t]) Wᵀ`` with W column-major, as
   :func:`nmref.gemv_input_sparse` (batch 1);
 * :func:`gemv_input_sparse_24_packed_t` — TEAL on a 2:4 weight in the transposed packed layout, as
@@ -26,6 +27,8 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+_SP_VARIANTS = ((8, 2), (16, 1), (16, 2))
+_NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d}>" for t in _TYPES for nt in (1, 2) for kw, d in _SP_VARIANTS)
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
 #: per warp: 1 = load then compute, 2 = software-pipelined)
 _MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
@@ -182,3 +185,31 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
         (blocks(out_f, 256), blocks(in_f // 4, 64)), (256,),
         (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
     return y
+
+
+#: default (warps splitting K, super-steps in flight) of :func:`gemv_24_mma` per batch bound
+DEFAULT_SP_VARIANT = {1: (16, 2), 2: (16, 2), 4: (16, 2), 8: (16, 2), 16: (16, 2)}
+
+
+def gemv_24_mma(x, values, meta_mma, *, out=None, variant=None):
+    """``y = x (W⊙M)ᵀ`` on sparse tensor cores (``mma.sp.m16n8k32``, fp32 accumulate) from
+    ``(values, meta_mma)`` of :func:`nmref.compress_24_mma` (on the device); ``in % 64 == 0``, batch
+    1..16. ``variant``: ``(KW, D)`` — warps splitting K per 16-row block, super-steps of 64 columns in
+    flight per warp (2 = software-pipelined). Summation as the ``("mma", KW, D)`` variants of
+    :func:`gemv`: 64 columns inside the tensor core, then IEEE float32."""
+    values = as_device("values", values, dtypes=_HALF, ndim=2)
+    meta_mma = as_device("meta_mma", meta_mma, dtypes={"uint32"}, ndim=2)
+    out_f, in_f = values.shape[0], 2 * values.shape[1]
+    if in_f % 64 or meta_mma.shape != (-(-out_f // 16), in_f // 2):
+        raise NMRefValueError(f"meta_mma has shape {meta_mma.shape}, expected {(-(-out_f // 16), in_f // 2)} "
+                              f"(dense in = {in_f}, a multiple of 64)")
+    x, x2 = _x(x, in_f, values.dtype)
+    batch = x2.shape[0]
+    v = DEFAULT_SP_VARIANT[_bmax(batch)] if variant is None else variant
+    if v not in _SP_VARIANTS:
+        raise NMRefValueError(f"variant must be one of {_SP_VARIANTS}, got {v!r}")
+    kw, d = v
+    y = _out(out, (batch, out_f))
+    k = _mod().get_function(f"gemv_mma_sp<{ctype(values.dtype)},{1 if batch <= 8 else 2},{kw},{d}>")
+    k((blocks(out_f, 16),), (32 * kw,), (values, meta_mma, x2, y, np.int32(out_f), np.int32(in_f), np.int32(batch)))
+    return y.reshape(x.shape[:-1] + (out_f,))

@@ -93,3 +93,17 @@ def compress_24_packed_t(w):
     nib_t = nib.T.reshape(cols // 4, rows // 8, 8)                               # [groups, rows/8, 8]
     meta_t = (nib_t << shifts).sum(axis=-1, dtype=cp.uint32)  # disjoint bit fields: sum == OR
     return cp.ascontiguousarray(values.T), meta_t
+
+
+def compress_24_mma(w):
+    """As :func:`nmref.compress_24_mma`: ``(values [rows, cols/2], meta_mma [⌈rows/16⌉, cols/2])``
+    (``cols % 64 == 0``), from :func:`compress_24_packed` and a reordering of its nibbles."""
+    from nmref.compress.packed import meta_mma_from_nibbles
+    cp = cupy()
+    w = as_device("w", w, dtypes=_FLOATS, ndim=2)
+    rows, cols = w.shape
+    if cols % 64:
+        raise NMRefValueError(f"w has {cols} columns; the mma 2:4 layout needs columns divisible by 64")
+    values, meta = compress_24_packed(w)
+    nib = ((meta[..., None] >> (4 * cp.arange(8, dtype=cp.uint32))) & 0xF).reshape(rows, cols // 4)
+    return values, meta_mma_from_nibbles(nib, cp)

@@ -294,6 +294,37 @@ def test_packed_round_trip_and_bit_layout(dt):
         nmref.compress_24_packed(w[:, :16])
 
 
+@pytest.mark.parametrize("rows", [16, 20, 33])
+def test_mma_layout_words_and_round_trip(rows):
+    rng = np.random.default_rng(rows)
+    w = rng.integers(-2, 3, size=(rows, 128)).astype(np.float16)  # ties and zero groups
+    mask = nmref.nm_mask(w, 2, 4)
+    v, m = nmref.compress_24_mma(w)
+    vp, mp = nmref.compress_24_packed(w)
+    assert bits_equal(v, vp) and m.dtype == np.uint32 and m.shape == (-(-rows // 16), 64) and m.flags.c_contiguous
+
+    def nib(r, grp):  # from the row-major packed layout; rows past the end carry the pad pair (0, 1)
+        return (int(mp[r, grp // 8]) >> (4 * (grp % 8))) & 0xF if r < rows else 0b0100
+    for tile in range(m.shape[0]):  # word (T, s, g, r, c) at column 32 s + 4 g + 2 r + c, as documented
+        for s in range(2):
+            for g in range(8):
+                for r in range(2):
+                    for c in range(2):
+                        grp = [16 * s + 4 * j + 2 * c + r for j in range(4)]
+                        want = sum(nib(16 * tile + g, q) << (4 * j) | nib(16 * tile + g + 8, q) << (16 + 4 * j)
+                                   for j, q in enumerate(grp))
+                        assert int(m[tile, 32 * s + 4 * g + 2 * r + c]) == want
+    assert bits_equal(nmref.decompress_24_mma(v, m), np.where(mask, w, np.zeros((), w.dtype)))
+    bad = m.copy()
+    bad[0, 0] &= ~np.uint32(0xF)  # row 0, group 0 -> (0, 0)
+    with pytest.raises(NMRefValueError, match="row 0, group 0"):
+        nmref.decompress_24_mma(v, bad)
+    with pytest.raises(NMRefValueError, match="divisible by 64"):
+        nmref.compress_24_mma(w[:, :96])
+    with pytest.raises(NMRefValueError, match="meta_mma"):
+        nmref.decompress_24_mma(v, m[:, :-2])
+
+
 @pytest.mark.parametrize("dt", ["float16", "bfloat16", "float32"])
 def test_packed_t_is_the_transposed_packed_layout(dt):
     rng = np.random.default_rng(12)

@@ -146,6 +146,38 @@ def test_gemv_input_sparse_equals_nmref(p, shape, variant):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asarray(w), t)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 8, 9, 16])
+@pytest.mark.parametrize("shape", [(96, 256), (1000, 4096), (17, 64)])
+@pytest.mark.parametrize("variant", [(8, 2), (16, 1), (16, 2), None])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gemv_24_mma_equals_nmref(batch, shape, variant, dtype):
+    dt = np.dtype(np.float16) if dtype == "float16" else _bf16_or_skip()
+    rng = np.random.default_rng(batch + shape[0])
+    w = rand(rng, shape, dt)
+    x = rand(rng, (batch, shape[1]), dt)
+    vals, meta = nmref.compress_24_mma(w)
+    ref = x.astype(np.float64) @ nmref.decompress_24_mma(vals, meta).astype(np.float64).T
+    out = cp.full((batch, shape[0]), np.nan, dtype=cp.float32)  # poisoned preallocated result
+    nmref_gpu.gemv_24_mma(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), out=out, variant=variant)
+    assert rel_err(out.get(), ref) < 1e-5
+    if batch == 1:
+        y1 = nmref_gpu.gemv_24_mma(cp.asarray(x[0]), cp.asarray(vals), cp.asarray(meta), variant=variant).get()
+        assert y1.shape == (shape[0],) and rel_err(y1, ref[0]) < 1e-5
+    with pytest.raises(nmref.NMRefValueError, match="meta_mma has shape"):
+        nmref_gpu.gemv_24_mma(cp.asarray(x), cp.asarray(vals), cp.asarray(meta[:, :-1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_compress_24_mma_equals_nmref(dtype):
+    rng = np.random.default_rng(7)
+    for shape, ties in [((16, 64), False), ((17, 128), True), ((1000, 4096), False)]:
+        w = rand(rng, shape, dtype, ties)
+        v, m = nmref_gpu.compress_24_mma(cp.asarray(w))
+        rv, rm = nmref.compress_24_mma(w)
+        np.testing.assert_array_equal(v.get().view(np.uint8), rv.view(np.uint8))
+        np.testing.assert_array_equal(m.get(), rm)
+
+
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.9, 0.99])
 @pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300), (8, 4)])
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

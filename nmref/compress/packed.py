@@ -28,7 +28,8 @@ from ..masks import nm_mask
 from .cutlass import scatter_24_nibbles
 from .generic import check_exact_nm_mask
 
-__all__ = ["compress_24_packed", "decompress_24_packed", "compress_24_packed_t", "decompress_24_packed_t"]
+__all__ = ["compress_24_packed", "decompress_24_packed", "compress_24_packed_t", "decompress_24_packed_t",
+           "compress_24_mma", "decompress_24_mma", "meta_mma_from_nibbles"]
 
 
 def compress_24_packed(w: np.ndarray, *, mask: np.ndarray | None = None):
@@ -112,3 +113,69 @@ def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarr
         raise NMRefValueError(f"values_t has shape {values_t.shape}; expected [cols/2, rows] with cols % 4 == 0, rows % 8 == 0")
     check_shape("meta_t", meta_t, (half // 2, rows // 8))
     return scatter_24_nibbles(np.ascontiguousarray(values_t.T), _unpack_nibbles(meta_t).T)
+
+
+# ------------------------------------------------------------------ sparse-tensor-core (mma.sp) metadata
+# Tile of 16 rows × 64 columns (a kernel "super-step"): lane (g, t) of a warp loads the values of groups
+# 4t..4t+3 of rows g and g+8 (16 bytes of fp16 each) and feeds them to two mma.sp.m16n8k32 (chunks
+# c = 0, 1) as logical groups L = t (actual 4t + 2c) and L = t + 4 (actual 4t + 2c + 1). The hardware
+# reads metadata from lanes t = 0, 1 of each quad (selector 0): lane t = r holds logical groups
+# 4r..4r+3, i.e. actual groups 4j + 2c + r (j = 0..3), row g in bits 0-15 and row g+8 in bits 16-31,
+# one nibble per group (layout established on the GPU by benchmarks/probe_mma_sp.py).
+_PAD_NIBBLE = 0b0100  # (i0, i1) = (0, 1): a valid pair for the rows that pad the last 16-row tile
+
+
+def meta_mma_from_nibbles(nib, xp=np):
+    """``[rows, cols/4]`` nibbles -> ``meta_mma [⌈rows/16⌉, cols/2]`` uint32 (``cols % 64 == 0``).
+
+    Word ``(T, s, g, r, c)`` — at column ``32·s + 4·g + 2·r + c`` of row ``T`` — is
+    ``Σ_j nib[16T + g, 16s + 4j + 2c + r] << 4j  |  nib[16T + g + 8, same] << (16 + 4j)``.
+    ``xp`` is the array module (NumPy here, CuPy in ``nmref_gpu``)."""
+    rows, groups = nib.shape
+    tiles, steps = -(-rows // 16), groups // 16
+    full = xp.full((tiles * 16, groups), _PAD_NIBBLE, dtype=xp.uint32)
+    full[:rows] = nib
+    n7 = full.reshape(tiles, 2, 8, steps, 4, 2, 2)              # T, h, g, s, j, c, r
+    shift = (16 * xp.arange(2, dtype=xp.uint32))[:, None, None, None] + 4 * xp.arange(4, dtype=xp.uint32)[:, None, None]
+    words = (n7 << shift[None, :, None, None]).sum(axis=(1, 4), dtype=xp.uint32)  # disjoint bits: sum == OR
+    return xp.ascontiguousarray(words.transpose(0, 2, 1, 4, 3).reshape(tiles, steps * 32))  # T, s, g, r, c
+
+
+def _nibbles_from_meta_mma(meta, rows, groups):
+    tiles, steps = meta.shape[0], groups // 16
+    w = meta.reshape(tiles, steps, 8, 2, 2).transpose(0, 2, 1, 4, 3)  # T, g, s, c, r
+    hj = (16 * np.arange(2, dtype=np.uint32))[:, None] + 4 * np.arange(4, dtype=np.uint32)  # [h, j]
+    n = (w[:, None, :, :, None, :, :] >> hj[None, :, None, None, :, None, None]) & 0xF   # T, h, g, s, j, c, r
+    return n.reshape(tiles * 16, groups)[:rows].astype(np.int64)
+
+
+def compress_24_mma(w: np.ndarray, *, mask: np.ndarray | None = None):
+    """``(values [rows, cols/2], meta_mma uint32 [⌈rows/16⌉, cols/2])`` for the sparse-tensor-core GEMV
+    (``cols % 64 == 0``): ``values`` as :func:`compress_24_packed`, the metadata of each 16×64 tile in
+    the register order of ``mma.sp.m16n8k32`` (see :func:`meta_mma_from_nibbles`). Rows past ``rows``
+    in the last tile get the nibble (0, 1). Mask defaults to ``nm_mask(w, 2, 4)``."""
+    w = as_float_array("w", w)
+    if w.ndim != 2:
+        raise NMRefValueError(f"w must be 2-D, got shape {w.shape}")
+    rows, cols = w.shape
+    if cols % 64:
+        raise NMRefValueError(f"w has {cols} columns; the mma 2:4 layout needs columns divisible by 64")
+    pos = _kept_positions(w, mask)
+    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
+    return values, meta_mma_from_nibbles((pos[..., 0] | pos[..., 1] << 2).astype(np.uint32))
+
+
+def decompress_24_mma(values: np.ndarray, meta_mma: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`compress_24_mma`: dense ``[rows, cols]`` (pruned entries +0.0); invalid
+    nibbles (``i0 >= i1``) of real rows raise (padding rows are not read)."""
+    values = as_float_array("values", values)
+    if values.ndim != 2:
+        raise NMRefValueError(f"values must be 2-D [rows, cols/2], got shape {values.shape}")
+    if not isinstance(meta_mma, np.ndarray) or meta_mma.dtype != np.uint32:
+        raise NMRefTypeError(f"meta_mma must be a uint32 numpy.ndarray, got {getattr(meta_mma, 'dtype', type(meta_mma))}")
+    rows, half = values.shape
+    cols = 2 * half
+    if cols % 64:
+        raise NMRefValueError(f"values imply {cols} dense columns; the mma 2:4 layout needs a multiple of 64")
+    check_shape("meta_mma", meta_mma, (-(-rows // 16), cols // 2))
+    return scatter_24_nibbles(values, _nibbles_from_meta_mma(meta_mma, rows, cols // 4))
