@@ -44,12 +44,12 @@ def bench(fn, reps=50, warm=5):
 VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
 
 
-SP_VARIANTS = [(8, 2), (16, 1), (16, 2)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
+SP_VARIANTS = [(8, 2, False), (16, 2, False), (8, 2, True), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
 
 
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
-        return "mma.sp %d×%d" % v[1:]
+        return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
     return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
 
 
@@ -162,6 +162,7 @@ def read_bandwidth():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
+    ap.add_argument("--gemv-only", action="store_true", help="only the GEMV section (for kernel iteration)")
     args = ap.parse_args()
     import torch
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -244,6 +245,8 @@ def main():
     lines += ["", "GEMV variants, µs (`warp`: one warp per row, the first version; `(R, U)`: R rows per warp, "
               "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
               "splitting K, D super-steps of 64 columns in flight per warp, 2 = software-pipelined):", ""] + var_lines
+    if args.gemv_only:
+        return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",
               "Needed bytes = kept columns × out × 2. Target: ≥ 80% of read bandwidth on them, i.e. ≥ 0.9/(1−p) × our dense.", "",
               "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
@@ -357,10 +360,14 @@ def main():
                      ("adams_step", lambda: nmref_gpu.adams_step(p, g, st, h, mask=mask, lam=1e-4, ramp_steps=10))]:
         t = bench(fn, reps=20)
         lines.append(f"| {name} | {n >> 20}M fp32 | {t * 1e6:.0f} | {opt_bytes / t / 1e9:.0f} ({100 * opt_bytes / t / 1e9 / copy_gbs:.0f}%) | torch AdamW fused | {t / t_torch:.2f} |")
+    finish(lines, args.out)
+
+
+def finish(lines, out):
     text = "\n".join(lines)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ template <> struct Elem<double> {
 };
 template <> struct Elem<__half> {
   typedef float cmp_t;
+  static constexpr bool is_bf16 = false;
   __device__ __forceinline__ static float to_f(__half v) { return __half2float(v); }
 };
 template <> struct Elem<__nv_bfloat16> {
   typedef float cmp_t;
+  static constexpr bool is_bf16 = true;
   __device__ __forceinline__ static float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 };
 

@@ -587,21 +587,22 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
 }
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
-template <typename T> __device__ __forceinline__ void mma_sp_16832(float (&d)[4], const uint32_t (&a)[4],
-                                                                  const uint32_t (&b)[4], uint32_t e);
-template <> __device__ __forceinline__ void mma_sp_16832<__half>(float (&d)[4], const uint32_t (&a)[4],
-                                                                 const uint32_t (&b)[4], uint32_t e) {
-  asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-               "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
-}
-template <> __device__ __forceinline__ void mma_sp_16832<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
-                                                                        const uint32_t (&b)[4], uint32_t e) {
-  asm volatile("mma.sp.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-               "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+// OM: the ::ordered_metadata form (PTX 8.5; requires i0 < i1, which the layout guarantees) that ptxas
+// recommends for newer architectures; both forms are kept to measure them side by side.
+#define MMA_SP_ASM(MOD, TY)                                                                                    \
+  asm volatile("mma" MOD ".sync.aligned.m16n8k32.row.col.f32." TY "." TY ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, " \
+               "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"                                                      \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e))
+template <typename T, bool OM>
+__device__ __forceinline__ void mma_sp_16832(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4], uint32_t e) {
+  if constexpr (sizeof(T) == 2 && OM) {
+    if constexpr (Elem<T>::is_bf16) MMA_SP_ASM(".sp::ordered_metadata", "bf16");
+    else MMA_SP_ASM(".sp::ordered_metadata", "f16");
+  } else {
+    if constexpr (Elem<T>::is_bf16) MMA_SP_ASM(".sp", "bf16");
+    else MMA_SP_ASM(".sp", "f16");
+  }
 }
 
 template <int NT> struct SpStep {
@@ -617,7 +618,7 @@ template <int NT> struct SpStep {
 // B, logical group L of chunk c is actual 4L + 2c (L < 4) or 4(L-4) + 2c + 1, so lane (g, t) reads x
 // columns 16a..16a+15 and 16a+32..16a+47 of batch row g, half of whose words it uses (a = t/2).
 // Half the mma of gemv_mma<SP = true> and no register expansion. in % 64 == 0.
-template <typename T, int NT, int KW, int D>
+template <typename T, int NT, int KW, int D, bool OM>
 __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ vals, const uint32_t *__restrict__ meta,
                                                        const T *__restrict__ x, float *__restrict__ y, int out,
                                                        int in, int batch) {
@@ -658,7 +659,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
       for (int c = 0; c < 2; ++c) {
         const uint32_t av[4] = {w0[2 * c], w1[2 * c], w0[2 * c + 1], w1[2 * c + 1]};
         const uint32_t bv[4] = {r1[4 * c + h], r2[4 * c + h], r1[4 * c + 2 + h], r2[4 * c + 2 + h]};
-        mma_sp_16832<T>(part, av, bv, c ? st.e.y : st.e.x);
+        mma_sp_16832<T, OM>(part, av, bv, c ? st.e.y : st.e.x);
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
@@ -693,10 +694,11 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
   }
 }
 
-#define GEMV_MMA_SP(T, NT, KW, D) \
-  template __global__ void gemv_mma_sp<T, NT, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_SP_T(T) GEMV_MMA_SP(T, 1, 8, 2) GEMV_MMA_SP(T, 1, 16, 1) GEMV_MMA_SP(T, 1, 16, 2) \
-  GEMV_MMA_SP(T, 2, 8, 2) GEMV_MMA_SP(T, 2, 16, 1) GEMV_MMA_SP(T, 2, 16, 2)
+#define GEMV_MMA_SP(T, NT, KW, D, OM) \
+  template __global__ void gemv_mma_sp<T, NT, KW, D, OM>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_SP_T(T) GEMV_MMA_SP(T, 1, 8, 2, false) GEMV_MMA_SP(T, 1, 16, 2, false) \
+  GEMV_MMA_SP(T, 1, 8, 2, true) GEMV_MMA_SP(T, 1, 16, 2, true) GEMV_MMA_SP(T, 2, 8, 2, false) \
+  GEMV_MMA_SP(T, 2, 16, 2, false) GEMV_MMA_SP(T, 2, 8, 2, true) GEMV_MMA_SP(T, 2, 16, 2, true)
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 

@@ -27,8 +27,10 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
-_SP_VARIANTS = ((8, 2), (16, 1), (16, 2))
-_NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d}>" for t in _TYPES for nt in (1, 2) for kw, d in _SP_VARIANTS)
+#: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
+_SP_VARIANTS = ((8, 2, False), (16, 2, False), (8, 2, True), (16, 2, True))
+_NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
+                for kw, d, om in _SP_VARIANTS)
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
 #: per warp: 1 = load then compute, 2 = software-pipelined)
 _MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
@@ -188,14 +190,14 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
 
 
 #: default (warps splitting K, super-steps in flight) of :func:`gemv_24_mma` per batch bound
-DEFAULT_SP_VARIANT = {1: (16, 2), 2: (16, 2), 4: (16, 2), 8: (16, 2), 16: (16, 2)}
+DEFAULT_SP_VARIANT = {b: (16, 2, False) for b in _BATCH}
 
 
 def gemv_24_mma(x, values, meta_mma, *, out=None, variant=None):
     """``y = x (W⊙M)ᵀ`` on sparse tensor cores (``mma.sp.m16n8k32``, fp32 accumulate) from
     ``(values, meta_mma)`` of :func:`nmref.compress_24_mma` (on the device); ``in % 64 == 0``, batch
-    1..16. ``variant``: ``(KW, D)`` — warps splitting K per 16-row block, super-steps of 64 columns in
-    flight per warp (2 = software-pipelined). Summation as the ``("mma", KW, D)`` variants of
+    1..16. ``variant``: ``(KW, D, OM)`` — warps splitting K per 16-row block, super-steps of 64 columns
+    in flight per warp (2 = software-pipelined), ``mma.sp::ordered_metadata`` instead of ``mma.sp``. Summation as the ``("mma", KW, D)`` variants of
     :func:`gemv`: 64 columns inside the tensor core, then IEEE float32."""
     values = as_device("values", values, dtypes=_HALF, ndim=2)
     meta_mma = as_device("meta_mma", meta_mma, dtypes={"uint32"}, ndim=2)
@@ -208,8 +210,8 @@ def gemv_24_mma(x, values, meta_mma, *, out=None, variant=None):
     v = DEFAULT_SP_VARIANT[_bmax(batch)] if variant is None else variant
     if v not in _SP_VARIANTS:
         raise NMRefValueError(f"variant must be one of {_SP_VARIANTS}, got {v!r}")
-    kw, d = v
+    kw, d, om = v
     y = _out(out, (batch, out_f))
-    k = _mod().get_function(f"gemv_mma_sp<{ctype(values.dtype)},{1 if batch <= 8 else 2},{kw},{d}>")
+    k = _mod().get_function(f"gemv_mma_sp<{ctype(values.dtype)},{1 if batch <= 8 else 2},{kw},{d},{str(om).lower()}>")
     k((blocks(out_f, 16),), (32 * kw,), (values, meta_mma, x2, y, np.int32(out_f), np.int32(in_f), np.int32(batch)))
     return y.reshape(x.shape[:-1] + (out_f,))
