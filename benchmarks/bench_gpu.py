@@ -44,7 +44,7 @@ def bench(fn, reps=50, warm=5):
 VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
 
 
-SP_VARIANTS = [(8, 2, False), (16, 2, False), (8, 2, True), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
+SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
 
 
 def vname(v):
