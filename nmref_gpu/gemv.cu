@@ -617,7 +617,7 @@ template <int NT> struct SpStep {
 // load the two metadata words the hardware reads from them (layout: nmref.meta_mma_from_nibbles); for
 // B, logical group L of chunk c is actual 4L + 2c (L < 4) or 4(L-4) + 2c + 1, so lane (g, t) reads x
 // columns 16a..16a+15 and 16a+32..16a+47 of batch row g, half of whose words it uses (a = t/2).
-// Half the mma of gemv_mma<SP = true> and no register expansion, yet measured 1.2-3x slower than it on an
+// Half the mma of gemv_mma<SP = true> and no register expansion, yet measured 1.3-2.1x slower than it on an
 // H100 (docs/benchmarks.md): kept as the tested consumer of the mma.sp layout, not as the default. in % 64 == 0.
 template <typename T, int NT, int KW, int D, bool OM>
 __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ vals, const uint32_t *__restrict__ meta,

@@ -199,7 +199,7 @@ def gemv_24_mma(x, values, meta_mma, *, out=None, variant=None):
     1..16. ``variant``: ``(KW, D, OM)`` — warps splitting K per 16-row block, super-steps of 64 columns
     in flight per warp (2 = software-pipelined), ``mma.sp::ordered_metadata`` instead of ``mma.sp``.
     Summation as the ``("mma", KW, D)`` variants of :func:`gemv`: 64 columns inside the tensor core, then
-    IEEE float32. On an H100 this kernel measured 1.2–3× slower than :func:`gemv_24_packed`'s register
+    IEEE float32. On an H100 this kernel measured 1.3–2.1× slower than :func:`gemv_24_packed`'s register
     expansion onto dense ``mma.sync`` (docs/benchmarks.md), which stays the default 2:4 path."""
     values = as_device("values", values, dtypes=_HALF, ndim=2)
     meta_mma = as_device("meta_mma", meta_mma, dtypes={"uint32"}, ndim=2)
