@@ -484,6 +484,47 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
   d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
 }
 
+// Super-steps s = warp, warp + KW, ... of a warp: D = 1 loads then computes each; D = 2 issues the next
+// step's loads before this step's math (past the end the loads are predicated off and read zeros).
+template <typename Step, int KW, int D, typename Load, typename Compute>
+__device__ __forceinline__ void run_steps(Load &load, Compute &compute, int warp, int nsup) {
+  if constexpr (D == 1) {
+    for (int s = warp; s < nsup; s += KW) {
+      Step st;
+      load(st, s);
+      compute(st);
+    }
+  } else {
+    Step cur, nxt;
+    load(cur, warp);
+    for (int s = warp; s < nsup; s += KW) {
+      load(nxt, s + KW);
+      compute(cur);
+      cur = nxt;
+    }
+  }
+}
+
+// Sum the KW warps' m16n8 accumulators of a 16-row block in a fixed order and store the rows and batch
+// columns that exist. Accumulator (j, i) of lane (g, t): row g + 8 (i >= 2), batch column 8j + 2t + (i & 1).
+template <int KW, int NT>
+__device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const float (&acc)[NT][4],
+                                             float *__restrict__ y, int row0, int out, int batch) {
+  int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
+    int r = idx & 15, b = idx >> 4;
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < KW; ++w) sum += red[w][r][b];
+    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
+  }
+}
+
 // One super-step's loads of a lane: weights of rows g and g+8 (and their nibbles) and x of its batch rows.
 template <int NT, bool SP> struct MmaStep {
   uint4 w[2][SP ? 1 : 2];
@@ -556,34 +597,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
       for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
-  if constexpr (D == 1) {
-    for (int s = warp; s < nsup; s += KW) {
-      MmaStep<NT, SP> st;
-      load(st, s);
-      compute(st);
-    }
-  } else {
-    MmaStep<NT, SP> cur, nxt;
-    load(cur, warp);
-    for (int s = warp; s < nsup; s += KW) {
-      load(nxt, s + KW);  // past the end: predicated off, zeros
-      compute(cur);
-      cur = nxt;
-    }
-  }
-  // accumulator (j, i): row g + 8 (i >= 2), batch column 8 j + 2 t + (i & 1)
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
-    int r = idx & 15, b = idx >> 4;
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < KW; ++w) s += red[w][r][b];
-    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = s;
-  }
+  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
+  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
@@ -666,33 +681,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
       for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
-  if constexpr (D == 1) {
-    for (int s = warp; s < nsup; s += KW) {
-      SpStep<NT> st;
-      load(st, s);
-      compute(st);
-    }
-  } else {
-    SpStep<NT> cur, nxt;
-    load(cur, warp);
-    for (int s = warp; s < nsup; s += KW) {
-      load(nxt, s + KW);
-      compute(cur);
-      cur = nxt;
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
-    int r = idx & 15, b = idx >> 4;
-    float sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < KW; ++w) sum += red[w][r][b];
-    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
-  }
+  run_steps<SpStep<NT>, KW, D>(load, compute, warp, nsup);
+  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
 #define GEMV_MMA_SP(T, NT, KW, D, OM) \

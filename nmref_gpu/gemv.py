@@ -60,6 +60,17 @@ def _x(x, in_features, dtype):
     return x, x2
 
 
+def _teal_x_t(x, t, in_f, dtype):
+    """The TEAL kernels' activation ``x[in]`` (the weight's dtype) and a non-NaN threshold ``t``."""
+    x = as_device("x", x, dtypes=_HALF, ndim=1)
+    if x.shape[0] != in_f or x.dtype != dtype:
+        raise NMRefValueError(f"x must be [{in_f}] of dtype {dtype}, got {x.shape} {x.dtype}")
+    t = float(t)
+    if np.isnan(t):
+        raise NMRefValueError("t (threshold) is NaN")
+    return x, t
+
+
 def _bmax(batch):
     return next(b for b in _BATCH if b >= batch)
 
@@ -138,12 +149,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     out_f, in_f = w.shape
     if out_f % 8:
         raise NMRefValueError(f"w.shape[0] = {out_f} must be divisible by 8")
-    x = as_device("x", x, dtypes=_HALF, ndim=1)
-    if x.shape[0] != in_f or x.dtype != w.dtype:
-        raise NMRefValueError(f"x must be [{in_f}] of dtype {w.dtype}, got {x.shape} {x.dtype}")
-    t = float(t)
-    if np.isnan(t):
-        raise NMRefValueError("t (threshold) is NaN")
+    x, t = _teal_x_t(x, t, in_f, w.dtype)
     y = _out(out, (out_f,))
     y.fill(0)
     wt = w.T  # C-contiguous [in, out]
@@ -173,12 +179,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     if half % 2 or out_f % 8 or meta_t.shape != (in_f // 4, out_f // 8):
         raise NMRefValueError(f"values_t {values_t.shape} and meta_t {meta_t.shape} are not a transposed packed "
                               f"2:4 layout: expected [in/2, out] and [in/4, out/8] with in % 4 == 0, out % 8 == 0")
-    x = as_device("x", x, dtypes=_HALF, ndim=1)
-    if x.shape[0] != in_f or x.dtype != values_t.dtype:
-        raise NMRefValueError(f"x must be [{in_f}] of dtype {values_t.dtype}, got {x.shape} {x.dtype}")
-    t = float(t)
-    if np.isnan(t):
-        raise NMRefValueError("t (threshold) is NaN")
+    x, t = _teal_x_t(x, t, in_f, values_t.dtype)
     if variant not in (4, 8):
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _out(out, (out_f,))

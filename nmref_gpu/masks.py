@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from nmref._checks import NMRefValueError, check_axis, check_divisible, check_nm, check_shape
+from nmref.compress.packed import meta_mma_from_nibbles, unpack_nibbles
 from ._module import as_device, blocks, ctype, cupy, module
 
 _FLOATS = {"float16", "float32", "float64", "bfloat16"}
@@ -88,22 +89,18 @@ def compress_24_packed_t(w):
     if rows % 8:
         raise NMRefValueError(f"w has {rows} rows; the transposed packed layout needs rows divisible by 8")
     values, meta = compress_24_packed(w)
-    shifts = 4 * cp.arange(8, dtype=cp.uint32)
-    nib = ((meta[..., None] >> shifts) & 0xF).reshape(rows, cols // 4)          # [rows, groups]
-    nib_t = nib.T.reshape(cols // 4, rows // 8, 8)                               # [groups, rows/8, 8]
-    meta_t = (nib_t << shifts).sum(axis=-1, dtype=cp.uint32)  # disjoint bit fields: sum == OR
+    nib_t = unpack_nibbles(meta, cp).astype(cp.uint32).T.reshape(cols // 4, rows // 8, 8)  # [groups, rows/8, 8]
+    meta_t = (nib_t << 4 * cp.arange(8, dtype=cp.uint32)).sum(axis=-1, dtype=cp.uint32)  # disjoint bits: sum == OR
     return cp.ascontiguousarray(values.T), meta_t
 
 
 def compress_24_mma(w):
     """As :func:`nmref.compress_24_mma`: ``(values [rows, cols/2], meta_mma [⌈rows/16⌉, cols/2])``
     (``cols % 64 == 0``), from :func:`compress_24_packed` and a reordering of its nibbles."""
-    from nmref.compress.packed import meta_mma_from_nibbles
     cp = cupy()
     w = as_device("w", w, dtypes=_FLOATS, ndim=2)
     rows, cols = w.shape
     if cols % 64:
         raise NMRefValueError(f"w has {cols} columns; the mma 2:4 layout needs columns divisible by 64")
     values, meta = compress_24_packed(w)
-    nib = ((meta[..., None] >> (4 * cp.arange(8, dtype=cp.uint32))) & 0xF).reshape(rows, cols // 4)
-    return values, meta_mma_from_nibbles(nib, cp)
+    return values, meta_mma_from_nibbles(unpack_nibbles(meta, cp).astype(cp.uint32), cp)

@@ -65,24 +65,30 @@ def _pack_nibbles(nib):
     return np.bitwise_or.reduce(nib << (4 * np.arange(8, dtype=np.uint32)), axis=-1).astype(np.uint32)
 
 
-def _unpack_nibbles(meta):
+def unpack_nibbles(meta, xp=np):
+    """``[a, b]`` uint32 words -> ``[a, 8·b]`` nibbles (inverse of :func:`_pack_nibbles`); ``xp``: NumPy or CuPy."""
     a, b = meta.shape
-    return ((meta[..., None] >> (4 * np.arange(8, dtype=np.uint32))) & 0xF).reshape(a, 8 * b).astype(np.int64)
+    return ((meta[..., None] >> (4 * xp.arange(8, dtype=xp.uint32))) & 0xF).reshape(a, 8 * b).astype(xp.int64)
 
 
-def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`compress_24_packed` (pruned entries +0.0); invalid nibbles (``i0 >= i1``) raise."""
+def _check_values_meta(values, meta, name, multiple):
+    """Validate ``values [rows, cols/2]`` and a uint32 ``meta``; returns ``(values, rows, cols)``."""
     values = as_float_array("values", values)
     if values.ndim != 2:
         raise NMRefValueError(f"values must be 2-D [rows, cols/2], got shape {values.shape}")
     if not isinstance(meta, np.ndarray) or meta.dtype != np.uint32:
-        raise NMRefTypeError(f"meta must be a uint32 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
-    rows, half = values.shape
-    cols = 2 * half
-    if cols % 32:
-        raise NMRefValueError(f"values imply {cols} dense columns; the packed 2:4 layout needs a multiple of 32")
+        raise NMRefTypeError(f"{name} must be a uint32 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
+    rows, cols = values.shape[0], 2 * values.shape[1]
+    if cols % multiple:
+        raise NMRefValueError(f"values imply {cols} dense columns; the layout needs a multiple of {multiple}")
+    return values, rows, cols
+
+
+def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`compress_24_packed` (pruned entries +0.0); invalid nibbles (``i0 >= i1``) raise."""
+    values, rows, cols = _check_values_meta(values, meta, "meta", 32)
     check_shape("meta", meta, (rows, cols // 32))
-    return scatter_24_nibbles(values, _unpack_nibbles(meta))
+    return scatter_24_nibbles(values, unpack_nibbles(meta))
 
 
 def compress_24_packed_t(w: np.ndarray, *, mask: np.ndarray | None = None):
@@ -112,7 +118,7 @@ def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarr
     if half % 2 or rows % 8:
         raise NMRefValueError(f"values_t has shape {values_t.shape}; expected [cols/2, rows] with cols % 4 == 0, rows % 8 == 0")
     check_shape("meta_t", meta_t, (half // 2, rows // 8))
-    return scatter_24_nibbles(np.ascontiguousarray(values_t.T), _unpack_nibbles(meta_t).T)
+    return scatter_24_nibbles(np.ascontiguousarray(values_t.T), unpack_nibbles(meta_t).T)
 
 
 # ------------------------------------------------------------------ sparse-tensor-core (mma.sp) metadata
@@ -168,14 +174,6 @@ def compress_24_mma(w: np.ndarray, *, mask: np.ndarray | None = None):
 def decompress_24_mma(values: np.ndarray, meta_mma: np.ndarray) -> np.ndarray:
     """Inverse of :func:`compress_24_mma`: dense ``[rows, cols]`` (pruned entries +0.0); invalid
     nibbles (``i0 >= i1``) of real rows raise (padding rows are not read)."""
-    values = as_float_array("values", values)
-    if values.ndim != 2:
-        raise NMRefValueError(f"values must be 2-D [rows, cols/2], got shape {values.shape}")
-    if not isinstance(meta_mma, np.ndarray) or meta_mma.dtype != np.uint32:
-        raise NMRefTypeError(f"meta_mma must be a uint32 numpy.ndarray, got {getattr(meta_mma, 'dtype', type(meta_mma))}")
-    rows, half = values.shape
-    cols = 2 * half
-    if cols % 64:
-        raise NMRefValueError(f"values imply {cols} dense columns; the mma 2:4 layout needs a multiple of 64")
+    values, rows, cols = _check_values_meta(values, meta_mma, "meta_mma", 64)
     check_shape("meta_mma", meta_mma, (-(-rows // 16), cols // 2))
     return scatter_24_nibbles(values, _nibbles_from_meta_mma(meta_mma, rows, cols // 4))
