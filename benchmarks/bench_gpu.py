@@ -41,7 +41,7 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2), ("mma", 8, 2, 2), ("mma", 16, 2, 2)]
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
 
 
 SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
@@ -50,9 +50,7 @@ SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the com
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
         return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
-    if isinstance(v, tuple) and v[0] == "mma":
-        return "mma %d×%d" % v[1:3] + (" ×%d tiles" % v[3] if len(v) > 3 else "")
-    return str(v)
+    return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):

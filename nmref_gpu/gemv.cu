@@ -505,22 +505,19 @@ __device__ __forceinline__ void run_steps(Load &load, Compute &compute, int warp
   }
 }
 
-// Sum the KW warps' m16n8 accumulators of a block of 16·MT rows in a fixed order and store the rows and
-// batch columns that exist. Accumulator (m, j, i) of lane (g, t): row 16m + g + 8 (i >= 2), batch column
-// 8j + 2t + (i & 1).
-template <int KW, int NT, int MT>
-__device__ __forceinline__ void reduce_store(float (&red)[KW][16 * MT][8 * NT], const float (&acc)[MT][NT][4],
+// Sum the KW warps' m16n8 accumulators of a 16-row block in a fixed order and store the rows and batch
+// columns that exist. Accumulator (j, i) of lane (g, t): row g + 8 (i >= 2), batch column 8j + 2t + (i & 1).
+template <int KW, int NT>
+__device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const float (&acc)[NT][4],
                                              float *__restrict__ y, int row0, int out, int batch) {
   int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
-  for (int m = 0; m < MT; ++m)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp][16 * m + g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[m][j][i];
+    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
   __syncthreads();
-  for (int idx = threadIdx.x; idx < 16 * MT * 8 * NT; idx += blockDim.x) {
-    int r = idx % (16 * MT), b = idx / (16 * MT);
+  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
+    int r = idx & 15, b = idx >> 4;
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < KW; ++w) sum += red[w][r][b];
@@ -529,39 +526,36 @@ __device__ __forceinline__ void reduce_store(float (&red)[KW][16 * MT][8 * NT], 
 }
 
 // One super-step's loads of a lane: weights of rows g and g+8 (and their nibbles) and x of its batch rows.
-template <int NT, bool SP, int MT> struct MmaStep {
-  uint4 w[2 * MT][SP ? 1 : 2];
-  unsigned m[2 * MT];
+template <int NT, bool SP> struct MmaStep {
+  uint4 w[2][SP ? 1 : 2];
+  unsigned m[2];
   uint4 x[NT][2];
 };
 
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
-// one's math, so memory latency overlaps the expansion and the mma. MT = 16-row tiles per block: each
-// lane's x fragment serves MT tiles, so MT = 2 halves the x traffic per weight byte (rows g + 8r).
-template <typename T, int NT, bool SP, int KW, int D, int MT>
+// one's math, so memory latency overlaps the expansion and the mma.
+template <typename T, int NT, bool SP, int KW, int D>
 __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                                     const T *__restrict__ x, float *__restrict__ y, int out, int in,
                                                     int batch) {
-  __shared__ float red[KW][16 * MT][8 * NT];
+  __shared__ float red[KW][16][8 * NT];
   __shared__ uint32_t tab[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   if constexpr (SP) {
     if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
     __syncthreads();
   }
-  int row0 = blockIdx.x * 16 * MT;
-  int rows[2 * MT];
-#pragma unroll
-  for (int r = 0; r < 2 * MT; ++r) rows[r] = min(row0 + g + 8 * r, out - 1);
-  float acc[MT][NT][4] = {};
+  int row0 = blockIdx.x * 16;
+  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
+  float acc[NT][4] = {};
   int nsup = (in + 63) >> 6;
-  auto load = [&](MmaStep<NT, SP, MT> &st, int s) {
+  auto load = [&](MmaStep<NT, SP> &st, int s) {
     int k = s * 64 + 16 * t;
     bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
 #pragma unroll
-    for (int r = 0; r < 2 * MT; ++r) {
+    for (int r = 0; r < 2; ++r) {
       if constexpr (SP) {
         st.w[r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
                          : make_uint4(0u, 0u, 0u, 0u);
@@ -581,34 +575,30 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
       st.x[j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
     }
   };
-  auto compute = [&](const MmaStep<NT, SP, MT> &st) {
-    uint32_t b[NT][8];
+  auto compute = [&](const MmaStep<NT, SP> &st) {
+    uint32_t a[2][8];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) to_words(st.x[j][0], st.x[j][1], b[j]);
+    for (int r = 0; r < 2; ++r) {
+      if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
+      else to_words(st.w[r][0], st.w[r][1], a[r]);
+    }
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      uint32_t a[2][8];
+    for (int j = 0; j < NT; ++j) {
+      uint32_t b[8];
+      to_words(st.x[j][0], st.x[j][1], b);
+      // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+      // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+      // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
+      float part[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        if constexpr (SP) expand_24(st.w[2 * m + r][0], st.m[2 * m + r], tab, a[r]);
-        else to_words(st.w[2 * m + r][0], st.w[2 * m + r][1], a[r]);
-      }
+      for (int s = 0; s < 4; ++s)
+        mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
-        // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
-        // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
-        float part[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int s = 0; s < 4; ++s)
-          mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[j][2 * s], b[j][2 * s + 1]);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) acc[m][j][i] += part[i];
-      }
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
-  run_steps<MmaStep<NT, SP, MT>, KW, D>(load, compute, warp, nsup);
-  reduce_store<KW, NT, MT>(red, acc, y, row0, out, batch);
+  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
+  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
@@ -653,7 +643,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
   int row0 = blockIdx.x * 16;
   int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
   const uint32_t *mtile = meta + (size_t)blockIdx.x * (in >> 1);
-  float acc[1][NT][4] = {};
+  float acc[NT][4] = {};
   int nsup = in >> 6;
   auto load = [&](SpStep<NT> &st, int s) {
     bool ok = s < nsup;
@@ -688,11 +678,11 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
         mma_sp_16832<T, OM>(part, av, bv, c ? st.e.y : st.e.x);
       }
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[0][j][i] += part[i];
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
   run_steps<SpStep<NT>, KW, D>(load, compute, warp, nsup);
-  reduce_store<KW, NT, 1>(red, acc, y, row0, out, batch);
+  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
 #define GEMV_MMA_SP(T, NT, KW, D, OM) \
@@ -702,11 +692,11 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 
-#define GEMV_MMA(T, NT, KW, D, MT)                                                                           \
-  template __global__ void gemv_mma<T, NT, false, KW, D, MT>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, D, MT>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2, 1) GEMV_MMA(T, NT, 8, 1, 1) GEMV_MMA(T, NT, 8, 2, 1) \
-  GEMV_MMA(T, NT, 16, 1, 1) GEMV_MMA(T, NT, 16, 2, 1) GEMV_MMA(T, NT, 8, 2, 2) GEMV_MMA(T, NT, 16, 2, 2)
+#define GEMV_MMA(T, NT, KW, D)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
+  GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)
 #define GEMV_INST(T, B)                                                                                  \
   template __global__ void gemv_dense<T, B>(const T *, const T *, float *, int, int, int);             \

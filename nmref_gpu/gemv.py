@@ -25,16 +25,15 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{v[1]},{v[2]},{v[3] if len(v) > 3 else 1}>" for t in _TYPES for nt in (1, 2)
-          for sp in ("false", "true") for v in (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1),
-                                                ("mma", 16, 2), ("mma", 8, 2, 2), ("mma", 16, 2, 2)))
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
                 for kw, d, om in _SP_VARIANTS)
-#: tensor-core variants ("mma", warps splitting K per block, super-steps of 64 columns in flight
-#: per warp: 1 = load then compute, 2 = software-pipelined; optional 4th: 16-row tiles per block)
-_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2), ("mma", 8, 2, 2), ("mma", 16, 2, 2))
+#: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
+#: per warp: 1 = load then compute, 2 = software-pipelined)
+_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
 #: the variant used by default per kernel and batch bound: the lowest mean time relative to the fastest
 #: variant over the five LLaMA shapes in the H100 run recorded in docs/benchmarks.md (mean 2-7% above
 #: the per-shape best, worst shape 5-16%)
@@ -88,11 +87,11 @@ def _out(out, shape):
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = DEFAULT_VARIANT[kind][_bmax(batch)] if variant is None else variant
     if isinstance(v, tuple) and v in _MMA:
-        kw, d, mt = v[1], v[2], (v[3] if len(v) > 3 else 1)
+        _, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{d},{mt}>")
-        k((blocks(out_f, 16 * mt),), (32 * kw,), (w, meta) + tuple(rest))
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u}>")
+        k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
