@@ -141,7 +141,9 @@ def gemv_24_packed(x, values, meta, *, out=None, variant=None):
 def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
     (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
-    Summation order varies between runs (float32 atomics); results agree to float32 rounding."""
+    Summation order varies between runs (float32 atomics); results agree to float32 rounding.
+    ``variant``: ``"block"`` (256 outputs × 256 input rows per block, the default), ``"block512"``
+    (× 512 rows) or ``"chunk32"`` (the first version: 32 input rows per block)."""
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
