@@ -163,7 +163,6 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--gemv-only", action="store_true", help="only the GEMV section (for kernel iteration)")
-    ap.add_argument("--teal-only", action="store_true", help="only the TEAL section (for kernel iteration)")
     args = ap.parse_args()
     import torch
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -181,7 +180,7 @@ def main():
     sp_names = [("sp",) + v for v in SP_VARIANTS]
     var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS + sp_names) + " |",
                  "|---|---|---|" + "---|" * (len(VARIANTS) + len(sp_names))]
-    for out_f, in_f in ([] if args.teal_only else SHAPES):  # --teal-only: no GEMV rows
+    for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         vals_h, meta_h = nmref.compress_24_packed(w_h)
         ws_h = nmref.decompress_24_packed(vals_h, meta_h)
@@ -250,8 +249,8 @@ def main():
         return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",
               "Needed bytes = kept columns × out × 2. Target: ≥ 80% of read bandwidth on them, i.e. ≥ 0.9/(1−p) × our dense.", "",
-              "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL block_u8 µs | TEAL chunk32 µs | best vs cuBLAS "
-              "| best vs our dense (target) | GB/s on needed bytes (%) | rel err |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
+              "| GB/s on needed bytes (%) | rel err |", "|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), w_h.nbytes)
@@ -268,21 +267,18 @@ def main():
             kept = int(np.sum(np.abs(x_h) > t))
             ref = nmref.sparsify(x_h, t).astype(np.float64) @ w_h.astype(np.float64).T
             errs = []
-            for v in ("block", "block512", "block_u8", "chunk32"):
+            for v in ("block", "block512", "chunk32"):
                 y.fill(np.nan)
                 errs.append(np.linalg.norm(nmref_gpu.gemv_input_sparse(x, wfs[0], t, out=y, variant=v).get() - ref) / np.linalg.norm(ref))
             tb = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block"))
             tc = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="chunk32"))
             t5 = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block512"))
-            t8 = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block_u8"))
-            tt = min(tb, tc, t5, t8)
+            tt = min(tb, tc, t5)
             need = kept * out_f * 2
-            lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t5 * 1e6:.1f} | {t8 * 1e6:.1f} | {tc * 1e6:.1f} | {t_cub / tt:.2f}× "
+            lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t5 * 1e6:.1f} | {tc * 1e6:.1f} | {t_cub / tt:.2f}× "
                          f"| {t_d / tt:.2f}× ({0.9 / (1 - p):.2f}×) | {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) "
                          f"| {max(errs):.1e} |")
         print("\n".join(lines[-4:]), flush=True)
-    if args.teal_only:
-        return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV on a 2:4 weight (TEAL + 2:4), fp16, batch 1, transposed packed layout", "",
               "Needed bytes: per group of 4 inputs, slot 0 of the values (out × 2 B) if one of inputs 0..2 is kept, "
               "slot 1 if one of inputs 1..3 is, the nibbles (out × 0.5 B) if either. Compared with TEAL on the dense "

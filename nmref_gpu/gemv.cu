@@ -261,10 +261,10 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
 
 // TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of CH input rows. The kept
 // rows of the chunk are compacted in shared memory (CH/256 rounds of a block-wide ballot scan), the 8
-// warps split them (each lane: 8 outputs, U rows' loads in flight), partial sums are reduced in shared
+// warps split them (each lane: 8 outputs, 4 rows' loads in flight), partial sums are reduced in shared
 // memory, and each output gets one float32 atomicAdd per block (CH/32 times fewer atomics than one
 // per 32-row chunk).
-template <typename T, int CH, int U>
+template <typename T, int CH>
 __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, const T *__restrict__ x, float t,
                                                      float *__restrict__ y, int in, int out) {
   __shared__ int kept_idx[CH];
@@ -300,16 +300,16 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
   float acc[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  for (int j0 = warp; j0 < nk; j0 += 8 * U) {
-    uint4 wv[U];
+  for (int j0 = warp; j0 < nk; j0 += 32) {
+    uint4 wv[4];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
+    for (int u = 0; u < 4; ++u) {
       int j = j0 + 8 * u;
       wv[u] = (live && j < nk) ? __ldcs(reinterpret_cast<const uint4 *>(Wt + (size_t)kept_idx[j] * out + o))
                                : make_uint4(0u, 0u, 0u, 0u);
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
+    for (int u = 0; u < 4; ++u) {
       int j = j0 + 8 * u;
       if (j < nk) {
         float wf[8];
@@ -708,9 +708,8 @@ GEMV_MMA_SP_T(__nv_bfloat16)
 #define GEMV_ALL(T) GEMV_INST(T, 1) GEMV_INST(T, 2) GEMV_INST(T, 4) GEMV_INST(T, 8) GEMV_INST(T, 16) \
   GEMV_ROWS_B(T, 1) GEMV_ROWS_B(T, 2) GEMV_ROWS_B(T, 4) GEMV_ROWS_B(T, 8) GEMV_ROWS_B(T, 16)         \
   template __global__ void gemv_teal<T>(const T *, const T *, float, float *, int, int);                 \
-  template __global__ void gemv_teal_blk<T, 256, 4>(const T *, const T *, float, float *, int, int);         \
-  template __global__ void gemv_teal_blk<T, 256, 8>(const T *, const T *, float, float *, int, int);         \
-  template __global__ void gemv_teal_blk<T, 512, 4>(const T *, const T *, float, float *, int, int);         \
+  template __global__ void gemv_teal_blk<T, 256>(const T *, const T *, float, float *, int, int);            \
+  template __global__ void gemv_teal_blk<T, 512>(const T *, const T *, float, float *, int, int);            \
   template __global__ void gemv_teal24_blk<T, 4>(const T *, const uint32_t *, const T *, float, float *, int, int); \
   template __global__ void gemv_teal24_blk<T, 8>(const T *, const uint32_t *, const T *, float, float *, int, int);
 GEMV_ALL(__half)

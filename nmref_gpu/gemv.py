@@ -20,13 +20,11 @@ _BATCH = (1, 2, 4, 8, 16)
 _TYPES = ("__half", "__nv_bfloat16")
 #: kernel variants: "warp" = one warp per row (first version); (R, U) = R rows per warp, U loads per row in flight
 _ROWS = ((1, 4), (2, 2), (4, 1))
-#: TEAL block-kernel variants: (input rows per block, rows' loads in flight per lane)
-_TEAL_BLK = {"block": (256, 4), "block512": (512, 4), "block_u8": (256, 8)}
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
-    tuple(f"gemv_teal_blk<{t},{ch},{u}>" for t in _TYPES for ch, u in _TEAL_BLK.values()) + \
+    tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
@@ -144,9 +142,8 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
     (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
     Summation order varies between runs (float32 atomics); results agree to float32 rounding.
-    ``variant``: ``"block"`` (256 outputs × 256 input rows per block, 4 rows' loads in flight per lane;
-    the default), ``"block512"`` (× 512 rows), ``"block_u8"`` (8 loads in flight) or ``"chunk32"`` (the
-    first version: 32 input rows per block)."""
+    ``variant``: ``"block"`` (256 outputs × 256 input rows per block, the default), ``"block512"``
+    (× 512 rows) or ``"chunk32"`` (the first version: 32 input rows per block)."""
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
@@ -159,14 +156,14 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     y.fill(0)
     wt = w.T  # C-contiguous [in, out]
     args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
-    if variant in _TEAL_BLK:  # 256 outputs × CH input rows per block, one atomic per output per block
-        ch, u = _TEAL_BLK[variant]
-        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)},{ch},{u}>")((blocks(out_f, 256), blocks(in_f, ch)), (256,), args)
+    if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block, one atomic per output per block
+        ch = 512 if variant == "block512" else 256
+        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)},{ch}>")((blocks(out_f, 256), blocks(in_f, ch)), (256,), args)
     elif variant == "chunk32":  # first version: 32 input rows per block, 8 atomics per thread
         threads = 128
         _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")((blocks(out_f // 8, threads), blocks(in_f, 32)), (threads,), args)
     else:
-        raise NMRefValueError(f"variant must be one of {sorted(_TEAL_BLK)} or 'chunk32', got {variant!r}")
+        raise NMRefValueError(f"variant must be 'block', 'block512' or 'chunk32', got {variant!r}")
     return y
 
 
