@@ -163,6 +163,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--gemv-only", action="store_true", help="only the GEMV section (for kernel iteration)")
+    ap.add_argument("--teal-only", action="store_true", help="only the TEAL section (for kernel iteration)")
     args = ap.parse_args()
     import torch
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -180,7 +181,7 @@ def main():
     sp_names = [("sp",) + v for v in SP_VARIANTS]
     var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS + sp_names) + " |",
                  "|---|---|---|" + "---|" * (len(VARIANTS) + len(sp_names))]
-    for out_f, in_f in SHAPES:
+    for out_f, in_f in ([] if args.teal_only else SHAPES):  # --teal-only: no GEMV rows
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         vals_h, meta_h = nmref.compress_24_packed(w_h)
         ws_h = nmref.decompress_24_packed(vals_h, meta_h)
@@ -279,6 +280,8 @@ def main():
                          f"| {t_d / tt:.2f}× ({0.9 / (1 - p):.2f}×) | {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) "
                          f"| {max(errs):.1e} |")
         print("\n".join(lines[-4:]), flush=True)
+    if args.teal_only:
+        return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV on a 2:4 weight (TEAL + 2:4), fp16, batch 1, transposed packed layout", "",
               "Needed bytes: per group of 4 inputs, slot 0 of the values (out × 2 B) if one of inputs 0..2 is kept, "
               "slot 1 if one of inputs 1..3 is, the nibbles (out × 0.5 B) if either. Compared with TEAL on the dense "
