@@ -34,28 +34,29 @@ __all__ = ["compress_24_packed", "decompress_24_packed", "compress_24_packed_t",
 
 def compress_24_packed(w: np.ndarray, *, mask: np.ndarray | None = None):
     """``(values [rows, cols/2], meta uint32 [rows, cols/32])``; mask defaults to ``nm_mask(w, 2, 4)``."""
+    values, nib = _kept_values_nibbles(w, mask, 1, 32, "packed 2:4")
+    return values, _pack_nibbles(nib)
+
+
+def _kept_values_nibbles(w, mask, rows_multiple, cols_multiple, layout):
+    """Shared front end of the compressors: validate ``w`` (2-D, ``rows % rows_multiple``,
+    ``cols % cols_multiple``) and ``mask`` (default ``nm_mask(w, 2, 4)``); return the kept values
+    ``[rows, cols/2]`` (lower position first) and the nibbles ``i0 | i1 << 2`` as uint32 ``[rows, cols/4]``."""
     w = as_float_array("w", w)
     if w.ndim != 2:
         raise NMRefValueError(f"w must be 2-D, got shape {w.shape}")
     rows, cols = w.shape
-    if cols % 32:
-        raise NMRefValueError(f"w has {cols} columns; the packed 2:4 layout needs columns divisible by 32")
-    pos = _kept_positions(w, mask)
-    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
-    meta = _pack_nibbles(pos[..., 0] | pos[..., 1] << 2)
-    return values, meta
-
-
-def _kept_positions(w, mask):
-    """``[rows, cols/4, 2]`` kept positions (increasing) of each group; mask defaults to nm_mask(w, 2, 4)."""
-    rows, cols = w.shape
+    if rows % rows_multiple or cols % cols_multiple:
+        raise NMRefValueError(f"w has shape {w.shape}; the {layout} layout needs rows % {rows_multiple} == 0 "
+                              f"and cols % {cols_multiple} == 0")
     if mask is None:
         mask = nm_mask(w, 2, 4)
     else:
         check_shape("mask", as_bool_array("mask", mask), w.shape)
         check_exact_nm_mask(mask, 2, 4, 1)
-    g = mask.reshape(rows, cols // 4, 4)
-    return np.argsort(~g, axis=-1, kind="stable")[..., :2]
+    pos = np.argsort(~mask.reshape(rows, cols // 4, 4), axis=-1, kind="stable")[..., :2]  # kept, increasing
+    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
+    return values, (pos[..., 0] | pos[..., 1] << 2).astype(np.uint32)
 
 
 def _pack_nibbles(nib):
@@ -71,13 +72,17 @@ def unpack_nibbles(meta, xp=np):
     return ((meta[..., None] >> (4 * xp.arange(8, dtype=xp.uint32))) & 0xF).reshape(a, 8 * b).astype(xp.int64)
 
 
+def _check_meta_u32(name, meta):
+    if not isinstance(meta, np.ndarray) or meta.dtype != np.uint32:
+        raise NMRefTypeError(f"{name} must be a uint32 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
+
+
 def _check_values_meta(values, meta, name, multiple):
     """Validate ``values [rows, cols/2]`` and a uint32 ``meta``; returns ``(values, rows, cols)``."""
     values = as_float_array("values", values)
     if values.ndim != 2:
         raise NMRefValueError(f"values must be 2-D [rows, cols/2], got shape {values.shape}")
-    if not isinstance(meta, np.ndarray) or meta.dtype != np.uint32:
-        raise NMRefTypeError(f"{name} must be a uint32 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
+    _check_meta_u32(name, meta)
     rows, cols = values.shape[0], 2 * values.shape[1]
     if cols % multiple:
         raise NMRefValueError(f"values imply {cols} dense columns; the layout needs a multiple of {multiple}")
@@ -94,16 +99,8 @@ def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
 def compress_24_packed_t(w: np.ndarray, *, mask: np.ndarray | None = None):
     """Transposed packed layout ``(values_t [cols/2, rows], meta_t uint32 [cols/4, rows/8])`` of
     ``W[rows, cols]`` (see the module docstring); mask defaults to ``nm_mask(w, 2, 4)``."""
-    w = as_float_array("w", w)
-    if w.ndim != 2:
-        raise NMRefValueError(f"w must be 2-D, got shape {w.shape}")
-    rows, cols = w.shape
-    if cols % 4 or rows % 8:
-        raise NMRefValueError(f"w has shape {w.shape}; the transposed packed layout needs rows % 8 == 0 "
-                              "and cols % 4 == 0")
-    pos = _kept_positions(w, mask)
-    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
-    return np.ascontiguousarray(values.T), np.ascontiguousarray(_pack_nibbles((pos[..., 0] | pos[..., 1] << 2).T))
+    values, nib = _kept_values_nibbles(w, mask, 8, 4, "transposed packed")
+    return np.ascontiguousarray(values.T), np.ascontiguousarray(_pack_nibbles(nib.T))
 
 
 def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarray:
@@ -112,8 +109,7 @@ def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarr
     values_t = as_float_array("values_t", values_t)
     if values_t.ndim != 2:
         raise NMRefValueError(f"values_t must be 2-D [cols/2, rows], got shape {values_t.shape}")
-    if not isinstance(meta_t, np.ndarray) or meta_t.dtype != np.uint32:
-        raise NMRefTypeError(f"meta_t must be a uint32 numpy.ndarray, got {getattr(meta_t, 'dtype', type(meta_t))}")
+    _check_meta_u32("meta_t", meta_t)
     half, rows = values_t.shape
     if half % 2 or rows % 8:
         raise NMRefValueError(f"values_t has shape {values_t.shape}; expected [cols/2, rows] with cols % 4 == 0, rows % 8 == 0")
@@ -160,15 +156,8 @@ def compress_24_mma(w: np.ndarray, *, mask: np.ndarray | None = None):
     (``cols % 64 == 0``): ``values`` as :func:`compress_24_packed`, the metadata of each 16×64 tile in
     the register order of ``mma.sp.m16n8k32`` (see :func:`meta_mma_from_nibbles`). Rows past ``rows``
     in the last tile get the nibble (0, 1). Mask defaults to ``nm_mask(w, 2, 4)``."""
-    w = as_float_array("w", w)
-    if w.ndim != 2:
-        raise NMRefValueError(f"w must be 2-D, got shape {w.shape}")
-    rows, cols = w.shape
-    if cols % 64:
-        raise NMRefValueError(f"w has {cols} columns; the mma 2:4 layout needs columns divisible by 64")
-    pos = _kept_positions(w, mask)
-    values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
-    return values, meta_mma_from_nibbles((pos[..., 0] | pos[..., 1] << 2).astype(np.uint32))
+    values, nib = _kept_values_nibbles(w, mask, 1, 64, "mma 2:4")
+    return values, meta_mma_from_nibbles(nib)
 
 
 def decompress_24_mma(values: np.ndarray, meta_mma: np.ndarray) -> np.ndarray:
