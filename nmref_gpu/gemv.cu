@@ -439,10 +439,8 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
 
 // ---- tensor-core variant for batch 1..16: mma.sync m16n8k16, float32 accumulation ----
 // A block owns 16 output rows and all of K; its KW warps split K in super-steps of 64 columns.
-// Lane (g = lane/4, t = lane%4) loads 16 columns of rows g and g+8 as two 16-byte vectors (dense:
-// columns [8t, 8t+8) and [32+8t, 40+8t) of the super-step, so a row's 4 lanes read 64 contiguous
-// bytes per load; 2:4: one 16-byte word of values, dense columns [16t, 16t+16)), and the same 16
-// columns of x for batch rows g (and g+8 when NT = 2). Since a dot
+// Lane (g = lane/4, t = lane%4) loads 16 consecutive columns [k, k+16) of rows g and g+8 as two
+// 16-byte vectors, and the same 16 columns of x for batch rows g (and g+8 when NT = 2). Since a dot
 // product may sum its k in any order, the mma's logical k-columns {2t, 2t+1, 2t+8, 2t+9} of each
 // k16 step are mapped onto these loaded columns, for A (W) and B (x) alike: 4 mma per super-step,
 // and every load is a 16-byte vector. 2:4 weights are read compressed (values + nibbles, 0.5625 of
@@ -580,11 +578,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   float acc[NT][4] = {};
   int nsup = (in + 63) >> 6;
   auto load = [&](MmaStep<NT, SP> &st, int s) {
-    // the lane's two 16-byte column chunks: 2:4, [k, k+8) and [k+8, k+16) (one 16-byte word of values);
-    // dense, [8t, 8t+8) and [32+8t, 40+8t) of the super-step, so the 4 lanes of a row read 64
-    // contiguous bytes per instruction (whole 32-byte sectors)
-    int k = s * 64 + (SP ? 16 * t : 8 * t), kb = SP ? k + 8 : k + 32;
-    bool ok0 = s < nsup && k < in, ok1 = s < nsup && kb < in;
+    int k = s * 64 + 16 * t;
+    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if constexpr (SP) {
@@ -593,17 +588,17 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
         st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
                       : 0u;
       } else {
-        const T *p = W + (size_t)rows[r] * in;
-        st.w[r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(p + k)) : make_uint4(0u, 0u, 0u, 0u);
-        st.w[r][1] = ok1 ? __ldcs(reinterpret_cast<const uint4 *>(p + kb)) : make_uint4(0u, 0u, 0u, 0u);
+        const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
+        st.w[r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
+        st.w[r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       int b = g + 8 * j;
-      const T *p = x + (size_t)b * in;
-      st.x[j][0] = (ok0 && b < batch) ? __ldg(reinterpret_cast<const uint4 *>(p + k)) : make_uint4(0u, 0u, 0u, 0u);
-      st.x[j][1] = (ok1 && b < batch) ? __ldg(reinterpret_cast<const uint4 *>(p + kb)) : make_uint4(0u, 0u, 0u, 0u);
+      const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
+      st.x[j][0] = (ok0 && b < batch) ? __ldg(p) : make_uint4(0u, 0u, 0u, 0u);
+      st.x[j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
     }
   };
   auto compute = [&](const MmaStep<NT, SP> &st) { mma_compute<T, NT, SP>(st, tab, acc); };
@@ -652,11 +647,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_async(const T *__restrict__ 
   auto slot = [&](int st, int v) -> uint4 * { return ring + ((st * KW + warp) * NV + v) * 32 + lane; };
   auto mslot = [&](int st, int r) -> uint32_t * { return mring + ((st * KW + warp) * 2 + r) * 32 + lane; };
   auto issue = [&](int st, int s) {
-    // the lane's two 16-byte column chunks: 2:4, [k, k+8) and [k+8, k+16) (one 16-byte word of values);
-    // dense, [8t, 8t+8) and [32+8t, 40+8t) of the super-step, so the 4 lanes of a row read 64
-    // contiguous bytes per instruction (whole 32-byte sectors)
-    int k = s * 64 + (SP ? 16 * t : 8 * t), kb = SP ? k + 8 : k + 32;
-    bool ok0 = s < nsup && k < in, ok1 = s < nsup && kb < in;
+    int k = s * 64 + 16 * t;
+    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if constexpr (SP) {
@@ -666,7 +658,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_async(const T *__restrict__ 
       } else {
         const T *p = W + (size_t)rows[r] * in;
         cp_async16(slot(st, 2 * r), p + (ok0 ? k : 0), ok0);
-        cp_async16(slot(st, 2 * r + 1), p + (ok1 ? kb : 0), ok1);
+        cp_async16(slot(st, 2 * r + 1), p + (ok1 ? k + 8 : 0), ok1);
       }
     }
 #pragma unroll
@@ -675,7 +667,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_async(const T *__restrict__ 
       bool okb = b < batch;
       const T *p = x + (size_t)(okb ? b : 0) * in;
       cp_async16(slot(st, NW + 2 * j), p + (ok0 && okb ? k : 0), ok0 && okb);
-      cp_async16(slot(st, NW + 2 * j + 1), p + (ok1 && okb ? kb : 0), ok1 && okb);
+      cp_async16(slot(st, NW + 2 * j + 1), p + (ok1 && okb ? k + 8 : 0), ok1 && okb);
     }
   };
   int s_first = warp;
