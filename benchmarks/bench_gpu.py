@@ -41,8 +41,7 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2),
-            ("async", 4, 4), ("async", 4, 8), ("async", 8, 4), ("async", 8, 6), ("async", 16, 3)]
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
 
 
 SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
@@ -51,9 +50,7 @@ SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the com
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
         return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
-    if isinstance(v, tuple) and v[0] in ("mma", "async"):
-        return "%s %d×%d" % v
-    return str(v)
+    return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):

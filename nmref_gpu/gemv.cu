@@ -532,32 +532,6 @@ template <int NT, bool SP> struct MmaStep {
   uint4 x[NT][2];
 };
 
-// One super-step's math: expand 2:4 (SP) to dense A fragments, 4 mma per batch tile into a fresh
-// accumulator, added to acc in IEEE float32.
-template <typename T, int NT, bool SP>
-__device__ __forceinline__ void mma_compute(const MmaStep<NT, SP> &st, const uint32_t *tab, float (&acc)[NT][4]) {
-  uint32_t a[2][8];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
-    else to_words(st.w[r][0], st.w[r][1], a[r]);
-  }
-#pragma unroll
-  for (int j = 0; j < NT; ++j) {
-    uint32_t b[8];
-    to_words(st.x[j][0], st.x[j][1], b);
-    // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
-    // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
-    // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
-    float part[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-    for (int s = 0; s < 4; ++s)
-      mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
-  }
-}
-
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
@@ -601,103 +575,29 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
       st.x[j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
     }
   };
-  auto compute = [&](const MmaStep<NT, SP> &st) { mma_compute<T, NT, SP>(st, tab, acc); };
-  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
-  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
-}
-
-// ---- the same math fed by a cp.async pipeline: loads in flight without registers ----
-// ncu on an H100 (docs/benchmarks.md) showed gemv_mma stalled on its loads (L1TEX scoreboard: 66% of
-// the cycles between issues) with DRAM at 47-71% busy: register-held loads cap the bytes in flight. Here
-// each lane copies what it will read itself (W, nibbles, x of a super-step) into its own slots of an
-// S-stage ring in shared memory with cp.async (16-byte .cg for W and x, 4 bytes for the nibble word
-// holding its 16 bits); S - 1 super-steps are in flight per warp while one is computed. Since a lane only
-// reads its own copies, cp.async.wait_group is the only synchronisation. Out-of-range loads copy 0 bytes
-// (the slot is zero-filled). Dynamic shared memory: S * KW * 32 * (16 * (NW + 2 NT) + 8 SP) bytes.
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pred) {
-  unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa), "l"(gmem), "r"(pred ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool pred) {
-  unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sa), "l"(gmem), "r"(pred ? 4 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
-template <typename T, int NT, bool SP, int KW, int S>
-__global__ void __launch_bounds__(32 * KW) gemv_mma_async(const T *__restrict__ W, const uint32_t *__restrict__ meta,
-                                                          const T *__restrict__ x, float *__restrict__ y, int out,
-                                                          int in, int batch) {
-  constexpr int NW = SP ? 2 : 4;       // 16-byte W words per lane per super-step
-  constexpr int NV = NW + 2 * NT;      // + x words
-  extern __shared__ uint4 ring[];      // [S][KW][NV][32] uint4, then [S][KW][2][32] uint32 (SP)
-  __shared__ float red[KW][16][8 * NT];
-  __shared__ uint32_t tab[16];
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (SP) {
-    if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
-    __syncthreads();
-  }
-  uint32_t *mring = reinterpret_cast<uint32_t *>(ring + S * KW * NV * 32);
-  int row0 = blockIdx.x * 16;
-  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
-  float acc[NT][4] = {};
-  int nsup = (in + 63) >> 6;
-  auto slot = [&](int st, int v) -> uint4 * { return ring + ((st * KW + warp) * NV + v) * 32 + lane; };
-  auto mslot = [&](int st, int r) -> uint32_t * { return mring + ((st * KW + warp) * 2 + r) * 32 + lane; };
-  auto issue = [&](int st, int s) {
-    int k = s * 64 + 16 * t;
-    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
+  auto compute = [&](const MmaStep<NT, SP> &st) {
+    uint32_t a[2][8];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) {
-        cp_async16(slot(st, r), W + (size_t)rows[r] * (in >> 1) + (ok0 ? k >> 1 : 0), ok0);
-        // the aligned word holding this lane's 16 nibble bits (half-word k/16 of the row)
-        cp_async4(mslot(st, r), meta + (size_t)rows[r] * (in >> 5) + (ok0 ? k >> 5 : 0), ok0);
-      } else {
-        const T *p = W + (size_t)rows[r] * in;
-        cp_async16(slot(st, 2 * r), p + (ok0 ? k : 0), ok0);
-        cp_async16(slot(st, 2 * r + 1), p + (ok1 ? k + 8 : 0), ok1);
-      }
+      if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
+      else to_words(st.w[r][0], st.w[r][1], a[r]);
     }
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      int b = g + 8 * j;
-      bool okb = b < batch;
-      const T *p = x + (size_t)(okb ? b : 0) * in;
-      cp_async16(slot(st, NW + 2 * j), p + (ok0 && okb ? k : 0), ok0 && okb);
-      cp_async16(slot(st, NW + 2 * j + 1), p + (ok1 && okb ? k + 8 : 0), ok1 && okb);
+      uint32_t b[8];
+      to_words(st.x[j][0], st.x[j][1], b);
+      // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+      // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+      // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
+      float part[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int s = 0; s < 4; ++s)
+        mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
-  int s_first = warp;
-#pragma unroll
-  for (int p = 0; p < S - 1; ++p) {
-    issue(p, s_first + p * KW);
-    cp_async_commit();
-  }
-  int i = 0;
-  for (int s = warp; s < nsup; s += KW, ++i) {
-    cp_async_wait<S - 2>();  // super-step i has landed
-    issue((i + S - 1) % S, s + (S - 1) * KW);  // into the slot computed last iteration
-    cp_async_commit();
-    int st = i % S;
-    MmaStep<NT, SP> cur;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) {
-        cur.w[r][0] = *slot(st, r);
-        cur.m[r] = (*mslot(st, r) >> (16 * (t & 1))) & 0xFFFFu;
-      } else {
-        cur.w[r][0] = *slot(st, 2 * r);
-        cur.w[r][1] = *slot(st, 2 * r + 1);
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < NT; ++j) cur.x[j][0] = *slot(st, NW + 2 * j), cur.x[j][1] = *slot(st, NW + 2 * j + 1);
-    mma_compute<T, NT, SP>(cur, tab, acc);
-  }
-  cp_async_wait<0>();  // no copy may still target shared memory when the block exits
+  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
@@ -816,10 +716,3 @@ GEMV_ALL(__half)
 GEMV_ALL(__nv_bfloat16)
 GEMV_MMA_T(__half)
 GEMV_MMA_T(__nv_bfloat16)
-#define GEMV_MMA_ASYNC(T, NT, KW, S)                                                                               \
-  template __global__ void gemv_mma_async<T, NT, false, KW, S>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma_async<T, NT, true, KW, S>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_ASYNC_NT(T, NT) GEMV_MMA_ASYNC(T, NT, 4, 4) GEMV_MMA_ASYNC(T, NT, 4, 8) GEMV_MMA_ASYNC(T, NT, 8, 4) \
-  GEMV_MMA_ASYNC(T, NT, 8, 6) GEMV_MMA_ASYNC(T, NT, 16, 3)
-GEMV_MMA_ASYNC_NT(__half, 1) GEMV_MMA_ASYNC_NT(__half, 2)
-GEMV_MMA_ASYNC_NT(__nv_bfloat16, 1) GEMV_MMA_ASYNC_NT(__nv_bfloat16, 2)

@@ -29,10 +29,6 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
-#: tensor cores fed by a cp.async pipeline ("async", warps splitting K per 16-row block, ring stages per warp)
-_ASYNC = (("async", 4, 4), ("async", 4, 8), ("async", 8, 4), ("async", 8, 6), ("async", 16, 3))
-_NAMES += tuple(f"gemv_mma_async<{t},{nt},{sp},{kw},{st}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-                for _, kw, st in _ASYNC)
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
                 for kw, d, om in _SP_VARIANTS)
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
@@ -97,23 +93,12 @@ def _launch(kind, dtype, batch, out_f, args, variant):
                                 f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u}>")
         k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
-    if isinstance(v, tuple) and v in _ASYNC:
-        _, kw, st = v
-        sp = kind == "gemv_24"
-        w, meta, rest = (args[0], args[1], args[2:]) if sp else (args[0], args[0], args[1:])
-        nt = 1 if batch <= 8 else 2
-        k = _mod().get_function(f"gemv_mma_async<{ctype(dtype)},{nt},{'true' if sp else 'false'},{kw},{st}>")
-        smem = st * kw * 32 * (16 * ((2 if sp else 4) + 2 * nt) + (8 if sp else 0))
-        if k.max_dynamic_shared_size_bytes < smem:
-            k.max_dynamic_shared_size_bytes = smem
-        k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest), shared_mem=smem)
-        return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
         k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
         return
     if v not in _ROWS:
-        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA + _ASYNC}, got {v!r}")
+        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA}, got {v!r}")
     r, u = v
     k = _mod().get_function(f"{kind}_rows<{ctype(dtype)},{_bmax(batch)},{r},{u}>")
     k((blocks(blocks(out_f, r), _WARPS),), (32 * _WARPS,), args)

@@ -96,8 +96,7 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2),
-                  ("async", 4, 4), ("async", 4, 8), ("async", 8, 4), ("async", 8, 6), ("async", 16, 3), None]
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2), None]
 
 
 def _bf16_or_skip():
