@@ -29,6 +29,7 @@ from .slorb import (slorb_backward, slorb_effective_weight, slorb_forward, slorb
                     slorb_projection)
 from .ste import annealing_lambda, mask_refresh_due, masked_weight, refresh_mask, sr_ste_grad
 from .weight_scaling import soft_threshold_nm, weight_scale
+from .golden import golden_cases, load_case, verify_golden, write_golden
 
 __version__ = "0.1.0"
 
@@ -46,5 +47,6 @@ __all__ = [
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
     "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
     "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24", "gemv_input_sparse_24_packed_t",
+    "golden_cases", "write_golden", "verify_golden", "load_case",
     "log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS",
 ]

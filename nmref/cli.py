@@ -52,6 +52,27 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _cmd_golden(args) -> int:
+    from pathlib import Path
+
+    from .golden import verify_golden, write_golden
+
+    if args.action == "write":
+        d = write_golden(args.dir, version=args.version)
+        print(f"nmref golden: wrote {d}")
+        return 0
+    if not (Path(args.dir) / "manifest.json").is_file():
+        raise NMRefValueError(f"{args.dir!r} has no manifest.json: pass the directory of a golden set "
+                              f"(e.g. golden/v1 in a checkout of nmref)")
+    results = verify_golden(args.dir)
+    width = max(len(n) for n, _ in results)
+    for name, reason in results:
+        print(f"{name:<{width}}  {'ok' if reason is None else 'FAIL: ' + reason}")
+    bad = sum(r is not None for _, r in results)
+    print(f"{len(results) - bad}/{len(results)} cases match")
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .shapes import MODEL_PRESETS
 
@@ -75,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted run directory")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_experiment)
+    g = sub.add_parser("golden", help="verify this nmref against a frozen golden set, or write a new set")
+    g.add_argument("action", choices=["verify", "write"], help="verify: recompute every case and compare; "
+                   "write: make a new set in DIR (which must not exist)")
+    g.add_argument("dir", nargs="?", default="golden/v1", help="the set's directory (default: golden/v1)")
+    g.add_argument("--version", type=int, default=1, help="version number recorded by write (default: 1)")
+    g.set_defaults(func=_cmd_golden)
     return p
 
 
