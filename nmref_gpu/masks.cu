@@ -2,8 +2,37 @@
 // Tie rule as nmref.nm_mask: rank_i = #{j<i: s_j >= s_i} + #{j>i: s_j > s_i}; keep iff rank_i < n.
 #include "common.cuh"
 
+// Magnitudes are compared as integers: for IEEE values that are not NaN, |v| orders exactly as the bit
+// pattern with the sign cleared, read as an unsigned integer (+0 and -0 are equal, Inf is largest).
+// Float comparisons would not do: CuPy compiles every kernel with -ftz=true (appended unconditionally),
+// which flushes float32 (and bfloat16-converted) subnormals to zero, so a subnormal would tie with 0 and
+// the mask would differ from nmref's (found by the golden case nm_mask_2_4_edge).
+template <typename T> struct MagKey;
+template <> struct MagKey<__half> {
+  typedef unsigned type;
+  static constexpr unsigned inf = 0x7C00u;
+  __device__ __forceinline__ static unsigned of(__half v) { return __half_as_ushort(v) & 0x7FFFu; }
+};
+template <> struct MagKey<__nv_bfloat16> {
+  typedef unsigned type;
+  static constexpr unsigned inf = 0x7F80u;
+  __device__ __forceinline__ static unsigned of(__nv_bfloat16 v) { return __bfloat16_as_ushort(v) & 0x7FFFu; }
+};
+template <> struct MagKey<float> {
+  typedef unsigned type;
+  static constexpr unsigned inf = 0x7F800000u;
+  __device__ __forceinline__ static unsigned of(float v) { return __float_as_uint(v) & 0x7FFFFFFFu; }
+};
+template <> struct MagKey<double> {
+  typedef unsigned long long type;
+  static constexpr unsigned long long inf = 0x7FF0000000000000ull;
+  __device__ __forceinline__ static unsigned long long of(double v) {
+    return static_cast<unsigned long long>(__double_as_longlong(v)) & 0x7FFFFFFFFFFFFFFFull;
+  }
+};
+
 template <typename T, int M>
-__device__ __forceinline__ unsigned keep_bits(const typename Elem<T>::cmp_t s[M], int n) {
+__device__ __forceinline__ unsigned keep_bits(const typename MagKey<T>::type s[M], int n) {
   unsigned bits = 0;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
@@ -25,13 +54,12 @@ __global__ void nm_mask_kernel(const T *__restrict__ w, uint8_t *__restrict__ ou
                                int *__restrict__ nan_flag) {
   long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= n_groups) return;
-  typename Elem<T>::cmp_t s[M];
+  typename MagKey<T>::type s[M];
   bool nan = false;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
-    typename Elem<T>::cmp_t v = Elem<T>::to_f(w[g * M + i]);
-    nan |= (v != v);
-    s[i] = v < 0 ? -v : v;
+    s[i] = MagKey<T>::of(w[g * M + i]);
+    nan |= s[i] > MagKey<T>::inf;
   }
   if (nan) atomicOr(nan_flag, 1);
   unsigned bits = keep_bits<T, M>(s, n);
@@ -50,12 +78,11 @@ __device__ __forceinline__ unsigned compress_octet(const T (&e)[8], T (&kept)[4]
   unsigned byte = 0;
 #pragma unroll
   for (int g = 0; g < 2; ++g) {
-    typename Elem<T>::cmp_t s[4];
+    typename MagKey<T>::type s[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      typename Elem<T>::cmp_t v = Elem<T>::to_f(e[4 * g + i]);
-      nan |= (v != v);
-      s[i] = v < 0 ? -v : v;
+      s[i] = MagKey<T>::of(e[4 * g + i]);
+      nan |= s[i] > MagKey<T>::inf;
     }
     unsigned bits = keep_bits<T, 4>(s, 2);
     int i0 = __ffs(bits) - 1;
@@ -125,8 +152,9 @@ __global__ void refresh_mask_24_kernel(const float *__restrict__ w, const uint8_
   unsigned f = 0;
   if (g < n_groups) {
     float4 v = reinterpret_cast<const float4 *>(w)[g];
-    float s[4] = {fabsf(v.x), fabsf(v.y), fabsf(v.z), fabsf(v.w)};
-    if (v.x != v.x || v.y != v.y || v.z != v.z || v.w != v.w) atomicOr(nan_flag, 1);
+    unsigned s[4] = {MagKey<float>::of(v.x), MagKey<float>::of(v.y), MagKey<float>::of(v.z), MagKey<float>::of(v.w)};
+    if (s[0] > MagKey<float>::inf || s[1] > MagKey<float>::inf || s[2] > MagKey<float>::inf || s[3] > MagKey<float>::inf)
+      atomicOr(nan_flag, 1);
     unsigned bits = keep_bits<float, 4>(s, 2);
     uint32_t oldw = reinterpret_cast<const uint32_t *>(old_mask)[g];
     uint32_t neww = (bits & 1u) | ((bits >> 1) & 1u) << 8 | ((bits >> 2) & 1u) << 16 | ((bits >> 3) & 1u) << 24;
