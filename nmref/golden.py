@@ -71,7 +71,7 @@ def _adam_run(step_fn, extra):
         if "mask" in inp:
             kw["mask"] = inp["mask"]
         for g in inp["grads"]:
-            params, state = step_fn()(params, g, state, hyper, **kw)
+            params, state = step_fn(params, g, state, hyper, **kw)
         return {"params": params, "exp_avg": state.exp_avg, "exp_avg_sq": state.exp_avg_sq}
     return run
 
@@ -125,13 +125,13 @@ def _cases():
                         {"n": 2, "m": 4}))
     tol32 = {"rtol": 1e-5, "atol": 1e-7}
     c.append(GoldenCase("adamw_3_steps", "adamw_step", "docs/optimizers.md",
-                        lambda r: _adam_inputs(r, False), _adam_run(lambda: N.adamw_step, ()), dict(_HYPER), tol32))
+                        lambda r: _adam_inputs(r, False), _adam_run(N.adamw_step, ()), dict(_HYPER), tol32))
     for mode in ("update", "gradient"):
         c.append(GoldenCase(f"ast_adamw_{mode}_3_steps", "ast_adamw_step", "docs/optimizers.md", _adam_inputs,
-                            _adam_run(lambda: N.ast_adamw_step, ("lam", "second_moment")),
+                            _adam_run(N.ast_adamw_step, ("lam", "second_moment")),
                             dict(_HYPER, lam=2e-4, second_moment=mode), tol32))
     c.append(GoldenCase("adams_3_steps", "adams_step", "docs/optimizers.md", _adam_inputs,
-                        _adam_run(lambda: N.adams_step, ("lam", "ramp_steps")),
+                        _adam_run(N.adams_step, ("lam", "ramp_steps")),
                         dict(_HYPER, lam=2e-4, ramp_steps=2), tol32))
     c.append(GoldenCase("sr_ste_grad", "sr_ste_grad", "docs/optimizers.md", _adam_inputs,
                         lambda i, lam: {"grad": N.sr_ste_grad(i["grads"][0], i["params"], i["mask"], lam)},
