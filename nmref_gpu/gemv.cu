@@ -259,6 +259,23 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
   store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
+// The TEAL block kernels' epilogue: the 8 warps' partial sums of the block's 256 outputs (lane owns
+// 8 consecutive outputs) are added in shared memory in warp order, one float32 atomicAdd per output.
+__device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const float (&acc)[8], float *__restrict__ y,
+                                                  int out) {
+  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
+  __syncthreads();
+  int oo = blockIdx.x * 256 + tid;
+  if (oo < out) {
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) s += red[w][tid];
+    atomicAdd(y + oo, s);
+  }
+}
+
 // TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of CH input rows. The kept
 // rows of the chunk are compacted in shared memory (CH/256 rounds of a block-wide ballot scan), the 8
 // warps split them (each lane: 8 outputs, 4 rows' loads in flight), partial sums are reduced in shared
@@ -320,16 +337,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
       }
     }
   }
-#pragma unroll
-  for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
-  __syncthreads();
-  int oo = blockIdx.x * 256 + tid;
-  if (oo < out) {
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) s += red[w][tid];
-    atomicAdd(y + oo, s);
-  }
+  teal_block_reduce(red, acc, y, out);
 }
 
 // TEAL on a 2:4 weight in the transposed packed layout (nmref.compress_24_packed_t): values_t
@@ -425,16 +433,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
       }
     }
   }
-#pragma unroll
-  for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
-  __syncthreads();
-  int oo = blockIdx.x * 256 + tid;
-  if (oo < out) {
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) s += red[w][tid];
-    atomicAdd(y + oo, s);
-  }
+  teal_block_reduce(red, acc, y, out);
 }
 
 // ---- tensor-core variant for batch 1..16: mma.sync m16n8k16, float32 accumulation ----
