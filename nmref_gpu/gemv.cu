@@ -436,42 +436,6 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
   teal_block_reduce(red, acc, y, out);
 }
 
-// ---- helpers: cp.async and thread-block clusters (sm_90) ----
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define NMREF_CLUSTERS 1
-#define NMREF_CLUSTER_DIMS(S) __cluster_dims__(S, 1, 1)
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ unsigned cluster_id() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%clusterid.x;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-// float at the same shared-memory offset as p, in block `rank` of this cluster
-__device__ __forceinline__ float ld_cluster(const float *p, unsigned rank) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(p), d;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(d) : "memory");
-  return v;
-}
-#else
-#define NMREF_CLUSTERS 0
-#define NMREF_CLUSTER_DIMS(S)
-#endif
-
 // ---- tensor-core variant for batch 1..16: mma.sync m16n8k16, float32 accumulation ----
 // A block owns 16 output rows and all of K; its KW warps split K in super-steps of 64 columns.
 // Lane (g = lane/4, t = lane%4) loads 16 consecutive columns [k, k+16) of rows g and g+8 as two
@@ -519,20 +483,20 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
   d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
 }
 
-// Super-steps s = first, first + KW, ... < end of a warp: D = 1 loads then computes each; D = 2 issues the
-// next step's loads before this step's math (past the end the loads are predicated off and read zeros).
+// Super-steps s = warp, warp + KW, ... of a warp: D = 1 loads then computes each; D = 2 issues the next
+// step's loads before this step's math (past the end the loads are predicated off and read zeros).
 template <typename Step, int KW, int D, typename Load, typename Compute>
-__device__ __forceinline__ void run_steps(Load &load, Compute &compute, int first, int end) {
+__device__ __forceinline__ void run_steps(Load &load, Compute &compute, int warp, int nsup) {
   if constexpr (D == 1) {
-    for (int s = first; s < end; s += KW) {
+    for (int s = warp; s < nsup; s += KW) {
       Step st;
       load(st, s);
       compute(st);
     }
   } else {
     Step cur, nxt;
-    load(cur, first);
-    for (int s = first; s < end; s += KW) {
+    load(cur, warp);
+    for (int s = warp; s < nsup; s += KW) {
       load(nxt, s + KW);
       compute(cur);
       cur = nxt;
@@ -542,45 +506,22 @@ __device__ __forceinline__ void run_steps(Load &load, Compute &compute, int firs
 
 // Sum the KW warps' m16n8 accumulators of a 16-row block in a fixed order and store the rows and batch
 // columns that exist. Accumulator (j, i) of lane (g, t): row g + 8 (i >= 2), batch column 8j + 2t + (i & 1).
-// S > 1 (a cluster of S blocks split K; q = this block's rank): each block keeps its sums in shared
-// memory, and block q adds the S blocks' sums of its share of the outputs in rank order (through
-// distributed shared memory), so the result does not depend on which block finishes first.
-template <int KW, int NT, int S = 1>
+template <int KW, int NT>
 __device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const float (&acc)[NT][4],
-                                             float *__restrict__ y, int row0, int out, int batch, int q = 0) {
+                                             float *__restrict__ y, int row0, int out, int batch) {
   int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
   __syncthreads();
-  constexpr int N = 16 * 8 * NT;  // idx = 16 b + r
-  __shared__ float sums[S > 1 ? N : 1];
-  for (int idx = threadIdx.x; idx < N; idx += blockDim.x) {
+  for (int idx = threadIdx.x; idx < 16 * 8 * NT; idx += blockDim.x) {
     int r = idx & 15, b = idx >> 4;
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < KW; ++w) sum += red[w][r][b];
-    if constexpr (S == 1) {
-      if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
-    } else {
-      sums[idx] = sum;
-    }
+    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
   }
-#if NMREF_CLUSTERS
-  if constexpr (S > 1) {
-    cluster_sync();  // every block's sums are written
-    int nval = 16 * batch, lo = nval * q / S, hi = nval * (q + 1) / S;
-    for (int idx = lo + threadIdx.x; idx < hi; idx += blockDim.x) {
-      float sum = 0.f;
-#pragma unroll
-      for (int p = 0; p < S; ++p) sum += ld_cluster(sums + idx, p);
-      int r = idx & 15, b = idx >> 4;
-      if (row0 + r < out) y[(size_t)b * out + row0 + r] = sum;
-    }
-    cluster_sync();  // no block leaves while another reads its shared memory
-  }
-#endif
 }
 
 // One super-step's loads of a lane: weights of rows g and g+8 (and their nibbles) and x of its batch rows.
@@ -594,18 +535,10 @@ template <int NT, bool SP> struct MmaStep {
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
 // one's math, so memory latency overlaps the expansion and the mma.
-// S = blocks per cluster splitting K (sm_90; launch grid S * ceil(out/16)): block rank q sums super-steps
-// [q * nps, (q + 1) * nps), nps = ceil(ceil(in/64) / S); the clusters' sums are added in rank order.
-template <typename T, int NT, bool SP, int KW, int D, int S>
-__global__ void NMREF_CLUSTER_DIMS(S) __launch_bounds__(32 * KW)
-    gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta, const T *__restrict__ x,
-             float *__restrict__ y, int out, int in, int batch) {
-#if !NMREF_CLUSTERS
-  if constexpr (S > 1) {  // clusters need sm_90; Python launches S > 1 only there
-    __trap();
-    return;
-  }
-#endif
+template <typename T, int NT, bool SP, int KW, int D>
+__global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
+                                                    const T *__restrict__ x, float *__restrict__ y, int out, int in,
+                                                    int batch) {
   __shared__ float red[KW][16][8 * NT];
   __shared__ uint32_t tab[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -613,17 +546,13 @@ __global__ void NMREF_CLUSTER_DIMS(S) __launch_bounds__(32 * KW)
     if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
     __syncthreads();
   }
-#if NMREF_CLUSTERS
-  int q = S > 1 ? (int)cluster_rank() : 0, row0 = 16 * (S > 1 ? (int)cluster_id() : (int)blockIdx.x);
-#else
-  int q = 0, row0 = 16 * blockIdx.x;
-#endif
+  int row0 = blockIdx.x * 16;
   int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
   float acc[NT][4] = {};
-  int nsup = (in + 63) >> 6, nps = (nsup + S - 1) / S, s0 = q * nps, s1 = min(s0 + nps, nsup);
+  int nsup = (in + 63) >> 6;
   auto load = [&](MmaStep<NT, SP> &st, int s) {
     int k = s * 64 + 16 * t;
-    bool ok0 = s < s1 && k < in, ok1 = ok0 && k + 8 < in;
+    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if constexpr (SP) {
@@ -667,146 +596,8 @@ __global__ void NMREF_CLUSTER_DIMS(S) __launch_bounds__(32 * KW)
       for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
     }
   };
-  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, s0 + warp, s1);
-  reduce_store<KW, NT, S>(red, acc, y, row0, out, batch, q);
-}
-
-// ---- tensor-core variant with x in shared memory: gemv_mma_xs ----
-// gemv_mma reads x from L2 once per 16-row block: at batch 16 that is 2x the weight bytes for a 2:4
-// weight (1x dense), and those loads sit on every super-step's critical path. Here a block owns RT
-// row tiles of 16 rows (warp w: tile w / KW, K-lane w % KW), and a cluster of S blocks splits K: block
-// rank q of the cluster owns super-steps [q*nps, (q+1)*nps). The block copies its x slice
-// [8*NT, nps*64] into shared memory once (cp.async, overlapped with the first weight loads), so x
-// comes from L2 once per 16*RT rows, and the only global loads in the loop are the streamed weights.
-// The KW partial sums of a tile are added in shared memory in warp order, then the S blocks' sums in
-// cluster-rank order through distributed shared memory: the result does not depend on timing.
-
-template <bool SP> struct XsStep {
-  uint4 w[2][SP ? 1 : 2];
-  unsigned m[2];
-};
-
-// Shared memory (dynamic): x slice [8*NT rows][stride bytes], stride = nps*128 + 16 (the 16-byte pad
-// puts a quarter-warp's 8 fragment loads in 8 different bank groups), reused after the loop for the
-// KW partial sums [RT][KW][16][8*NT]; then the block's sums [8*NT][16*RT] (read by the cluster).
-// Launch: grid.x = S * ceil(out / (16*RT)), 32*RT*KW threads, nps = ceil(ceil(in/64) / S).
-template <typename T, int NT, bool SP, int RT, int KW, int S>
-__global__ void NMREF_CLUSTER_DIMS(S) __launch_bounds__(32 * RT * KW)
-    gemv_mma_xs(const T *__restrict__ W, const uint32_t *__restrict__ meta, const T *__restrict__ x,
-                float *__restrict__ y, int out, int in, int batch, int nps) {
-#if !NMREF_CLUSTERS
-  if constexpr (S > 1) {  // clusters need sm_90; Python launches S > 1 only there
-    __trap();
-  } else
-#endif
-  {
-  extern __shared__ __align__(16) unsigned char smem[];
-  constexpr int NB = 8 * NT, ROWS = 16 * RT;
-  __shared__ uint32_t tab[16];
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  int tile = warp / KW, kl = warp % KW;
-#if NMREF_CLUSTERS
-  int q = S > 1 ? (int)cluster_rank() : 0, rb = S > 1 ? (int)cluster_id() : blockIdx.x;
-#else
-  int q = 0, rb = blockIdx.x;
-#endif
-  int nsup = (in + 63) >> 6;
-  int s0 = q * nps, s1 = min(s0 + nps, nsup);
-  int stride = nps * 128 + 16;
-  int k0 = s0 * 64, nvec = max(s1 - s0, 0) * 8;  // 16-byte vectors per x row in this slice
-  for (int i = threadIdx.x; i < NB * nvec; i += blockDim.x) {
-    int b = i / nvec, c = i - b * nvec, k = k0 + 8 * c;
-    unsigned char *dst = smem + b * stride + 16 * c;
-    if (b < batch && k < in) cp_async16(dst, x + (size_t)b * in + k);
-    else *reinterpret_cast<uint4 *>(dst) = make_uint4(0u, 0u, 0u, 0u);  // no garbage (NaN) times a zero weight
-  }
-  if constexpr (SP) {
-    if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
-  }
-  int row0 = rb * ROWS + 16 * tile;
-  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
-  auto load = [&](XsStep<SP> &st, int s) {
-    int k = s * 64 + 16 * t;
-    bool ok0 = s < s1 && k < in, ok1 = ok0 && k + 8 < in;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) {
-        st.w[r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
-                         : make_uint4(0u, 0u, 0u, 0u);
-        st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
-                      : 0u;
-      } else {
-        const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
-        st.w[r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
-        st.w[r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
-      }
-    }
-  };
-  float acc[NT][4] = {};
-  auto compute = [&](const XsStep<SP> &st, int s) {
-    uint32_t a[2][8];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
-      else to_words(st.w[r][0], st.w[r][1], a[r]);
-    }
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      const uint4 *p = reinterpret_cast<const uint4 *>(smem + (g + 8 * j) * stride + ((s - s0) * 64 + 16 * t) * 2);
-      uint32_t b[8];
-      to_words(p[0], p[1], b);
-      float part[4] = {0.f, 0.f, 0.f, 0.f};  // fresh per super-step, as in gemv_mma (truncating tensor-core sums)
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-        mma_16816<T>(part, a[0][2 * u], a[1][2 * u], a[0][2 * u + 1], a[1][2 * u + 1], b[2 * u], b[2 * u + 1]);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
-    }
-  };
-  XsStep<SP> cur, nxt;
-  load(cur, s0 + kl);  // in flight while the x slice arrives
-  cp_async_wait_all();
-  __syncthreads();
-  for (int s = s0 + kl; s < s1; s += KW) {
-    load(nxt, s + KW);
-    compute(cur, s);
-    cur = nxt;
-  }
-  __syncthreads();  // the x slice is dead: its space holds the partial sums
-  float *red = reinterpret_cast<float *>(smem);                          // [RT][KW][16][NB]
-  float *sums = red + RT * KW * 16 * NB;                                 // [NB][ROWS]
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) red[((tile * KW + kl) * 16 + g + 8 * (i >> 1)) * NB + 8 * j + 2 * t + (i & 1)] = acc[j][i];
-  __syncthreads();
-  int nval = batch * ROWS;  // (b, r) = (idx / ROWS, idx % ROWS) for b < batch
-  for (int idx = threadIdx.x; idx < nval; idx += blockDim.x) {
-    int b = idx / ROWS, r = idx - b * ROWS, tl = r >> 4;
-    float sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < KW; ++w) sum += red[((tl * KW + w) * 16 + (r & 15)) * NB + b];
-    if constexpr (S == 1) {
-      if (rb * ROWS + r < out) y[(size_t)b * out + rb * ROWS + r] = sum;
-    } else {
-      sums[idx] = sum;
-    }
-  }
-#if NMREF_CLUSTERS
-  if constexpr (S > 1) {
-    cluster_sync();  // every block's sums are written
-    int lo = (int)((long long)nval * q / S), hi = (int)((long long)nval * (q + 1) / S);
-    for (int idx = lo + threadIdx.x; idx < hi; idx += blockDim.x) {
-      float sum = 0.f;
-#pragma unroll
-      for (int p = 0; p < S; ++p) sum += ld_cluster(sums + idx, p);
-      int b = idx / ROWS, r = idx - b * ROWS;
-      if (rb * ROWS + r < out) y[(size_t)b * out + rb * ROWS + r] = sum;
-    }
-    cluster_sync();  // no block leaves while another reads its shared memory
-  }
-#endif
-  }
+  run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
+  reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
@@ -900,12 +691,11 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 
-#define GEMV_MMA(T, NT, KW, D, S)                                                                                  \
-  template __global__ void gemv_mma<T, NT, false, KW, D, S>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, D, S>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2, 1) GEMV_MMA(T, NT, 8, 1, 1) GEMV_MMA(T, NT, 8, 2, 1) \
-  GEMV_MMA(T, NT, 16, 1, 1) GEMV_MMA(T, NT, 16, 2, 1) GEMV_MMA(T, NT, 8, 2, 2) GEMV_MMA(T, NT, 16, 1, 2) \
-  GEMV_MMA(T, NT, 16, 2, 2) GEMV_MMA(T, NT, 8, 2, 4) GEMV_MMA(T, NT, 16, 2, 4)
+#define GEMV_MMA(T, NT, KW, D)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
+  GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)
 #define GEMV_INST(T, B)                                                                                  \
   template __global__ void gemv_dense<T, B>(const T *, const T *, float *, int, int, int);             \
@@ -925,12 +715,3 @@ GEMV_ALL(__half)
 GEMV_ALL(__nv_bfloat16)
 GEMV_MMA_T(__half)
 GEMV_MMA_T(__nv_bfloat16)
-
-#define GEMV_XS(T, NT, RT, KW, S) \
-  template __global__ void gemv_mma_xs<T, NT, false, RT, KW, S>(const T *, const uint32_t *, const T *, float *, int, int, int, int); \
-  template __global__ void gemv_mma_xs<T, NT, true, RT, KW, S>(const T *, const uint32_t *, const T *, float *, int, int, int, int);
-#define GEMV_XS_S(T, NT, RT, KW) GEMV_XS(T, NT, RT, KW, 1) GEMV_XS(T, NT, RT, KW, 2) GEMV_XS(T, NT, RT, KW, 4) \
-  GEMV_XS(T, NT, RT, KW, 8)
-#define GEMV_XS_T(T) GEMV_XS_S(T, 1, 4, 4) GEMV_XS_S(T, 1, 2, 8) GEMV_XS_S(T, 2, 4, 4) GEMV_XS_S(T, 2, 2, 8)
-GEMV_XS_T(__half)
-GEMV_XS_T(__nv_bfloat16)

@@ -25,14 +25,8 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{c}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u, c in ((4, 2, 1), (8, 1, 1), (8, 2, 1), (16, 1, 1), (16, 2, 1), (8, 2, 2), (16, 1, 2), (16, 2, 2),
-                           (8, 2, 4), (16, 2, 4)))
-#: x-in-shared-memory tensor-core variants ("xs", RT, KW, S): RT row tiles of 16 rows and KW warps
-#: splitting K per block, clusters of S blocks splitting K (S > 1 needs sm_90: thread-block clusters)
-_XS = tuple(("xs", rt, kw, s) for rt, kw in ((4, 4), (2, 8)) for s in (1, 2, 4, 8))
-_NAMES += tuple(f"gemv_mma_xs<{t},{nt},{sp},{rt},{kw},{s}>" for t in _TYPES for nt in (1, 2)
-                for sp in ("false", "true") for _, rt, kw, s in _XS)
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
@@ -40,8 +34,6 @@ _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TY
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
 #: per warp: 1 = load then compute, 2 = software-pipelined)
 _MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
-#: the same split along K over a cluster of S blocks (sm_90): ("mma", KW, D, S)
-_MMA_SPLIT = (("mma", 8, 2, 2), ("mma", 16, 1, 2), ("mma", 16, 2, 2), ("mma", 8, 2, 4), ("mma", 16, 2, 4))
 #: the variant used by default per kernel and batch bound: the lowest mean time relative to the fastest
 #: variant over the five LLaMA shapes in the H100 run recorded in docs/benchmarks.md (mean 2-7% above
 #: the per-shape best, worst shape 5-16%)
@@ -92,54 +84,21 @@ def _out(out, shape):
     return out
 
 
-def _need_clusters(v):
-    cc = cupy().cuda.Device().compute_capability
-    if int(cc) < 90:
-        raise NMRefValueError(f"variant {v!r} splits K over a thread-block cluster, which needs compute "
-                              f"capability 9.0; this GPU has {cc}")
-
-
-def _launch_xs(kind, dtype, batch, out_f, in_f, args, v):
-    """gemv_mma_xs: grid S * ceil(out / 16RT) blocks (clusters of S along x), x slice + sums in dynamic smem."""
-    cp = cupy()
-    _, rt, kw, s = v
-    dev = cp.cuda.Device()
-    if s > 1:
-        _need_clusters(v)
-    nt = 1 if batch <= 8 else 2
-    nb, nsup = 8 * nt, -(-in_f // 64)
-    nps = -(-nsup // s)
-    smem = max(nb * (nps * 128 + 16), rt * kw * 16 * nb * 4) + nb * 16 * rt * 4
-    limit = dev.attributes["MaxSharedMemoryPerBlockOptin"]
-    if smem > limit:
-        raise NMRefValueError(f"variant {v!r} needs {smem} bytes of shared memory for in = {in_f} at batch {batch} "
-                              f"(the x slice of {nps * 64} columns); this GPU allows {limit}: use a larger S")
-    k = _mod().get_function(f"gemv_mma_xs<{ctype(dtype)},{nt},{'true' if kind == 'gemv_24' else 'false'},{rt},{kw},{s}>")
-    if smem > 48 * 1024 and k.max_dynamic_shared_size_bytes < smem:
-        k.max_dynamic_shared_size_bytes = smem
-    w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
-    k((s * blocks(out_f, 16 * rt),), (32 * rt * kw,), (w, meta) + tuple(rest) + (np.int32(nps),), shared_mem=smem)
-
-
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = DEFAULT_VARIANT[kind][_bmax(batch)] if variant is None else variant
-    if isinstance(v, tuple) and v in _XS:
-        return _launch_xs(kind, dtype, batch, out_f, int(args[-2]), args, v)
-    if isinstance(v, tuple) and (v in _MMA or v in _MMA_SPLIT):
-        _, kw, u, c = v if len(v) == 4 else v + (1,)
-        if c > 1:
-            _need_clusters(v)
+    if isinstance(v, tuple) and v in _MMA:
+        _, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{c}>")
-        k((c * blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u}>")
+        k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
         k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
         return
     if v not in _ROWS:
-        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA + _MMA_SPLIT + _XS}, got {v!r}")
+        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA}, got {v!r}")
     r, u = v
     k = _mod().get_function(f"{kind}_rows<{ctype(dtype)},{_bmax(batch)},{r},{u}>")
     k((blocks(blocks(out_f, r), _WARPS),), (32 * _WARPS,), args)

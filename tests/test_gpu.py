@@ -96,9 +96,7 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2),
-                 ("mma", 8, 2, 2), ("mma", 16, 1, 2), ("mma", 16, 2, 2), ("mma", 8, 2, 4), ("mma", 16, 2, 4),
-                 *(("xs", rt, kw, s) for rt, kw in ((4, 4), (2, 8)) for s in (1, 2, 4, 8)), None]
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2), None]
 
 
 def _bf16_or_skip():
