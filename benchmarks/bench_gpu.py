@@ -41,7 +41,8 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2)]
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
+                                              for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))]
 
 
 SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
@@ -50,7 +51,7 @@ SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the com
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
         return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
-    return "mma %d×%d" % v[1:] if isinstance(v, tuple) and v[0] == "mma" else str(v)
+    return "%s %d×%d" % v if isinstance(v, tuple) and v[0] in ("mma", "mma+pf") else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):
@@ -220,7 +221,7 @@ def main():
                 es[("sp",) + v] = np.linalg.norm(nmref_gpu.gemv_24_mma(x, *mvals[0], out=y, variant=v).get() - ref24) / np.linalg.norm(ref24)
                 ts[("sp",) + v] = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y, variant=v))
             bd, bs = min(td, key=td.get), min(ts, key=ts.get)
-            tdd = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y))  # the defaults (DEFAULT_VARIANT)
+            tdd = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y))  # the defaults (default_variant)
             tsd = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y))
             tspd = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y))
             t_t = float("nan")

@@ -524,6 +524,29 @@ __device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const
   }
 }
 
+// Load policies of gemv_mma. PF = false: weights streamed with evict-first loads (__ldcs), x through L1
+// (__ldg). PF = true: each weight load also asks L2 to fetch the whole 256-byte block around it
+// (a 2:4 row reads 64 bytes of values per super-step, so one DRAM request serves this warp's and the
+// next three super-steps) and does not allocate in L1, while x is kept in L1 with evict_last (every
+// warp of the SM reads all of it). Measured on the H100: 2:4 faster at every batch, dense not
+// (docs/benchmarks.md), hence a per-variant choice.
+template <bool PF> __device__ __forceinline__ uint4 ld_w(const uint4 *p) {
+  uint4 r;
+  if constexpr (PF)
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  else
+    r = __ldcs(p);
+  return r;
+}
+template <bool PF> __device__ __forceinline__ uint4 ld_x(const uint4 *p) {
+  uint4 r;
+  if constexpr (PF)
+    asm("ld.global.nc.L1::evict_last.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  else
+    r = __ldg(p);
+  return r;
+}
+
 // One super-step's loads of a lane: weights of rows g and g+8 (and their nibbles) and x of its batch rows.
 template <int NT, bool SP> struct MmaStep {
   uint4 w[2][SP ? 1 : 2];
@@ -534,8 +557,8 @@ template <int NT, bool SP> struct MmaStep {
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
-// one's math, so memory latency overlaps the expansion and the mma.
-template <typename T, int NT, bool SP, int KW, int D>
+// one's math, so memory latency overlaps the expansion and the mma. PF: the load policy (ld_w, ld_x).
+template <typename T, int NT, bool SP, int KW, int D, bool PF>
 __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                                     const T *__restrict__ x, float *__restrict__ y, int out, int in,
                                                     int batch) {
@@ -556,22 +579,22 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if constexpr (SP) {
-        st.w[r][0] = ok0 ? __ldcs(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
+        st.w[r][0] = ok0 ? ld_w<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
                          : make_uint4(0u, 0u, 0u, 0u);
         st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
                       : 0u;
       } else {
         const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
-        st.w[r][0] = ok0 ? __ldcs(p) : make_uint4(0u, 0u, 0u, 0u);
-        st.w[r][1] = ok1 ? __ldcs(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+        st.w[r][0] = ok0 ? ld_w<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+        st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       int b = g + 8 * j;
       const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
-      st.x[j][0] = (ok0 && b < batch) ? __ldg(p) : make_uint4(0u, 0u, 0u, 0u);
-      st.x[j][1] = (ok1 && b < batch) ? __ldg(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+      st.x[j][0] = (ok0 && b < batch) ? ld_x<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+      st.x[j][1] = (ok1 && b < batch) ? ld_x<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
     }
   };
   auto compute = [&](const MmaStep<NT, SP> &st) {
@@ -691,9 +714,10 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 
-#define GEMV_MMA(T, NT, KW, D)                                                                               \
-  template __global__ void gemv_mma<T, NT, false, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, D>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA_PF(T, NT, KW, D, PF)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false) GEMV_MMA_PF(T, NT, KW, D, true)
 #define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
   GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)

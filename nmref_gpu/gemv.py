@@ -25,22 +25,34 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
     tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
                 for kw, d, om in _SP_VARIANTS)
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
-#: per warp: 1 = load then compute, 2 = software-pipelined)
-_MMA = (("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2))
-#: the variant used by default per kernel and batch bound: the lowest mean time relative to the fastest
-#: variant over the five LLaMA shapes in the H100 run recorded in docs/benchmarks.md (mean 2-7% above
-#: the per-shape best, worst shape 5-16%)
-DEFAULT_VARIANT = {
-    "gemv_dense": {1: ("mma", 16, 2), 2: ("mma", 16, 2), 4: ("mma", 16, 2), 8: ("mma", 16, 2), 16: ("mma", 8, 2)},
-    "gemv_24": {1: ("mma", 16, 1), 2: ("mma", 16, 2), 4: ("mma", 16, 2), 8: ("mma", 16, 2), 16: ("mma", 16, 1)},
-}
+#: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
+#: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last)
+_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf") for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+def default_variant(kind: str, out_features: int, batch: int):
+    """The variant a call without ``variant=`` uses (``kind``: ``"gemv_dense"`` or ``"gemv_24"``).
+
+    A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to the H100 run recorded in
+    docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16; within 0-6% of the fastest variant
+    there): more blocks need fewer warps per block splitting K. 2:4 weights use the L2-prefetching
+    loads ("mma+pf"), which took 0-10% less time than the plain loads for them; dense weights the plain
+    ones (the prefetching loads took 2% less to 17% more time for dense)."""
+    blocks16 = -(-int(out_features) // 16)
+    if kind == "gemv_24":
+        if blocks16 >= 800 or (blocks16 >= 600 and batch > 8):
+            return ("mma+pf", 4, 2)
+        return ("mma+pf", 8, 2) if blocks16 >= 600 else ("mma+pf", 16, 1)
+    if batch > 8:
+        return ("mma", 4, 2) if blocks16 >= 800 else ("mma", 8, 2)
+    return ("mma", 8, 2) if blocks16 >= 300 else ("mma", 16, 2)
+
+
 _WARPS = 4
 
 
@@ -48,8 +60,16 @@ def _mod():
     return module("gemv", (), _NAMES)
 
 
+def _aligned16(name, a):
+    """The kernels read 16-byte vectors: a view that starts mid-vector would fault on the device."""
+    if a.data.ptr % 16:
+        raise NMRefValueError(f"{name} starts at a device address that is not 16-byte aligned "
+                              f"({a.data.ptr:#x}); pass a fresh array (cupy.ascontiguousarray(a.copy()))")
+    return a
+
+
 def _x(x, in_features, dtype):
-    x = as_device("x", x, dtypes=_HALF)
+    x = _aligned16("x", as_device("x", x, dtypes=_HALF))
     if x.dtype != dtype:
         raise NMRefValueError(f"x has dtype {x.dtype}, expected the weight's dtype {dtype}")
     x2 = x.reshape(1, -1) if x.ndim == 1 else x
@@ -85,12 +105,12 @@ def _out(out, shape):
 
 
 def _launch(kind, dtype, batch, out_f, args, variant):
-    v = DEFAULT_VARIANT[kind][_bmax(batch)] if variant is None else variant
+    v = default_variant(kind, out_f, batch) if variant is None else variant
     if isinstance(v, tuple) and v in _MMA:
-        _, kw, u = v
+        tag, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u}>")
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{str(tag == 'mma+pf').lower()}>")
         k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
@@ -109,11 +129,12 @@ def gemv(x, w, *, out=None, variant=None):
     ``out``: optional preallocated float32 result (``[batch, out]``). ``variant``: the kernel, for
     benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, D)``
     (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, D super-steps of 64
-    columns in flight per warp, 2 = software-pipelined); the default is tuned per batch (:data:`DEFAULT_VARIANT`). All variants multiply
+    columns in flight per warp, 2 = software-pipelined) or ``("mma+pf", KW, D)`` (the same, each
+    weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
     sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
     sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
-    w = as_device("w", w, dtypes=_HALF, ndim=2)
+    w = _aligned16("w", as_device("w", w, dtypes=_HALF, ndim=2))
     out_f, in_f = w.shape
     if in_f % 8:
         raise NMRefValueError(f"w.shape[1] = {in_f} must be divisible by 8 (16-byte loads)")
@@ -126,7 +147,7 @@ def gemv(x, w, *, out=None, variant=None):
 
 def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     """``y = x (W⊙M)ᵀ`` with ``(values, meta)`` from :func:`nmref.compress_24_packed` (on the device)."""
-    values = as_device("values", values, dtypes=_HALF, ndim=2)
+    values = _aligned16("values", as_device("values", values, dtypes=_HALF, ndim=2))
     meta = as_device("meta", meta, dtypes={"uint32"}, ndim=2)
     out_f, in_f = values.shape[0], 2 * values.shape[1]
     if in_f % 32 or meta.shape != (out_f, in_f // 32):

@@ -96,7 +96,8 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), ("mma", 4, 2), ("mma", 8, 1), ("mma", 8, 2), ("mma", 16, 1), ("mma", 16, 2), None]
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
+                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))), None]
 
 
 def _bf16_or_skip():
@@ -129,6 +130,22 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
         out = cp.full((batch, out_f), np.nan, dtype=cp.float32)  # a poisoned preallocated result
         nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), out=out, variant=variant)
         assert rel_err(out.get(), ref24) < 1e-5
+
+
+def test_gemv_input_errors():
+    w = cp.asarray(np.ones((16, 64), np.float16))
+    with pytest.raises(nmref.NMRefValueError, match="x starts at a device address that is not 16-byte aligned"):
+        nmref_gpu.gemv(cp.zeros(65, cp.float16)[1:], w)  # C-contiguous, but 2 bytes into a vector
+    with pytest.raises(nmref.NMRefValueError, match="w starts at a device address"):
+        nmref_gpu.gemv(cp.zeros(64, cp.float16), cp.zeros(16 * 64 + 1, cp.float16)[1:].reshape(16, 64))
+    with pytest.raises(nmref.NMRefValueError, match="batch must be 1..16"):
+        nmref_gpu.gemv(cp.zeros((17, 64), cp.float16), w)
+    with pytest.raises(nmref.NMRefValueError, match="variant must be"):
+        nmref_gpu.gemv(cp.zeros(64, cp.float16), w, variant=("mma", 3, 2))
+    vals, meta = nmref.compress_24_packed(np.ones((16, 64), np.float16))
+    with pytest.raises(nmref.NMRefValueError, match="values starts at a device address"):
+        nmref_gpu.gemv_24_packed(cp.zeros(64, cp.float16), cp.zeros(16 * 32 + 1, cp.float16)[1:].reshape(16, 32),
+                                 cp.asarray(meta))
 
 
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
