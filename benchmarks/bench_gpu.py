@@ -246,7 +246,8 @@ def main():
             print(lines[-1], flush=True)
     lines += ["", "GEMV variants, µs (`warp`: one warp per row, the first version; `(R, U)`: R rows per warp, "
               "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
-              "splitting K, D super-steps of 64 columns in flight per warp, 2 = software-pipelined):", ""] + var_lines
+              "splitting K, D super-steps of 64 columns in flight per warp, 2 = software-pipelined; `mma+pf`: the same "
+              "with weight loads that prefetch their 256-byte block into L2 and skip L1, x kept in L1):", ""] + var_lines
     if args.gemv_only:
         return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",
