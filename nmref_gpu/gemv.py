@@ -35,6 +35,8 @@ _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TY
 #: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
 #: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last)
 _MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf") for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+
+
 def default_variant(kind: str, out_features: int, batch: int):
     """The variant a call without ``variant=`` uses (``kind``: ``"gemv_dense"`` or ``"gemv_24"``).
 

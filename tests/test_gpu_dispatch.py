@@ -1,0 +1,27 @@
+"""The GEMV launch rule (nmref_gpu.gemv.default_variant) — pure Python, runs without CuPy or a GPU."""
+import importlib
+
+import pytest
+
+gemv_mod = importlib.import_module("nmref_gpu.gemv")
+
+
+@pytest.mark.parametrize("kind", ["gemv_dense", "gemv_24"])
+@pytest.mark.parametrize("batch", range(1, 17))
+def test_default_variant_is_a_tested_variant_and_monotone(kind, batch):
+    outs = [1, 15, 16, 17, 4096, 4799, 4800, 5120, 9584, 9600, 11008, 12784, 12800, 13824, 1 << 16]
+    chosen = [gemv_mod.default_variant(kind, o, batch) for o in outs]
+    for v in chosen:
+        assert v in gemv_mod._MMA  # every default is one of the variants tests/test_gpu.py checks against nmref
+        assert v[0] == ("mma+pf" if kind == "gemv_24" else "mma")
+    kws = [v[1] for v in chosen]  # more 16-row blocks in the grid -> never more warps splitting K
+    assert kws == sorted(kws, reverse=True)
+
+
+def test_default_variant_on_the_llama_shapes():
+    dv = gemv_mod.default_variant
+    # the per-shape choices the rule encodes (docs/benchmarks.md, session 5 variant table)
+    assert dv("gemv_24", 4096, 1) == ("mma+pf", 16, 1) and dv("gemv_24", 13824, 16) == ("mma+pf", 4, 2)
+    assert dv("gemv_24", 11008, 4) == ("mma+pf", 8, 2) and dv("gemv_24", 11008, 16) == ("mma+pf", 4, 2)
+    assert dv("gemv_dense", 4096, 4) == ("mma", 16, 2) and dv("gemv_dense", 5120, 1) == ("mma", 8, 2)
+    assert dv("gemv_dense", 13824, 16) == ("mma", 4, 2) and dv("gemv_dense", 4096, 16) == ("mma", 8, 2)
