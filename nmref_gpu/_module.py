@@ -39,7 +39,9 @@ def ctype(dtype) -> str:
     raise NMRefTypeError(f"unsupported dtype {dt}; expected float16, bfloat16, float32 or float64")
 
 
-def as_device(name: str, x, *, dtypes=None, ndim=None, contiguous=True):
+def as_device(name: str, x, *, dtypes=None, ndim=None, contiguous=True, align=None):
+    """``x`` as a validated CuPy array. ``align``: bytes the start address must be a multiple of, for
+    kernels that read ``align``-byte vectors (a view starting mid-vector would fault on the device)."""
     cp = cupy()
     if not isinstance(x, cp.ndarray):
         raise NMRefTypeError(f"{name} must be a cupy.ndarray, got {type(x).__name__}")
@@ -49,6 +51,9 @@ def as_device(name: str, x, *, dtypes=None, ndim=None, contiguous=True):
         raise NMRefValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
     if contiguous and not x.flags.c_contiguous:
         raise NMRefValueError(f"{name} must be C-contiguous (cupy.ascontiguousarray)")
+    if align and x.data.ptr % align:
+        raise NMRefValueError(f"{name} starts at a device address that is not {align}-byte aligned "
+                              f"({x.data.ptr:#x}); pass a fresh array ({name}.copy())")
     return x
 
 

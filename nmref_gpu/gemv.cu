@@ -530,20 +530,18 @@ __device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const
 // next three super-steps) and does not allocate in L1, while x is kept in L1 with evict_last (every
 // warp of the SM reads all of it). Measured on the H100: 2:4 faster at every batch, dense not
 // (docs/benchmarks.md), hence a per-variant choice.
+#define NMREF_LD_NC_V4(QUAL, r, p) \
+  asm("ld.global.nc" QUAL ".v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p))
 template <bool PF> __device__ __forceinline__ uint4 ld_w(const uint4 *p) {
   uint4 r;
-  if constexpr (PF)
-    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
-  else
-    r = __ldcs(p);
+  if constexpr (PF) NMREF_LD_NC_V4(".L1::no_allocate.L2::256B", r, p);
+  else r = __ldcs(p);
   return r;
 }
 template <bool PF> __device__ __forceinline__ uint4 ld_x(const uint4 *p) {
   uint4 r;
-  if constexpr (PF)
-    asm("ld.global.nc.L1::evict_last.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
-  else
-    r = __ldg(p);
+  if constexpr (PF) NMREF_LD_NC_V4(".L1::evict_last", r, p);
+  else r = __ldg(p);
   return r;
 }
 

@@ -62,16 +62,8 @@ def _mod():
     return module("gemv", (), _NAMES)
 
 
-def _aligned16(name, a):
-    """The kernels read 16-byte vectors: a view that starts mid-vector would fault on the device."""
-    if a.data.ptr % 16:
-        raise NMRefValueError(f"{name} starts at a device address that is not 16-byte aligned "
-                              f"({a.data.ptr:#x}); pass a fresh array (cupy.ascontiguousarray(a.copy()))")
-    return a
-
-
 def _x(x, in_features, dtype):
-    x = _aligned16("x", as_device("x", x, dtypes=_HALF))
+    x = as_device("x", x, dtypes=_HALF, align=16)
     if x.dtype != dtype:
         raise NMRefValueError(f"x has dtype {x.dtype}, expected the weight's dtype {dtype}")
     x2 = x.reshape(1, -1) if x.ndim == 1 else x
@@ -136,7 +128,7 @@ def gemv(x, w, *, out=None, variant=None):
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
     sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
     sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
-    w = _aligned16("w", as_device("w", w, dtypes=_HALF, ndim=2))
+    w = as_device("w", w, dtypes=_HALF, ndim=2, align=16)
     out_f, in_f = w.shape
     if in_f % 8:
         raise NMRefValueError(f"w.shape[1] = {in_f} must be divisible by 8 (16-byte loads)")
@@ -149,7 +141,7 @@ def gemv(x, w, *, out=None, variant=None):
 
 def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     """``y = x (W⊙M)ᵀ`` with ``(values, meta)`` from :func:`nmref.compress_24_packed` (on the device)."""
-    values = _aligned16("values", as_device("values", values, dtypes=_HALF, ndim=2))
+    values = as_device("values", values, dtypes=_HALF, ndim=2, align=16)
     meta = as_device("meta", meta, dtypes={"uint32"}, ndim=2)
     out_f, in_f = values.shape[0], 2 * values.shape[1]
     if in_f % 32 or meta.shape != (out_f, in_f // 32):
@@ -170,7 +162,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
-    as_device("w", w, dtypes=_HALF, contiguous=False)
+    as_device("w", w, dtypes=_HALF, contiguous=False, align=16)
     out_f, in_f = w.shape
     if out_f % 8:
         raise NMRefValueError(f"w.shape[0] = {out_f} must be divisible by 8")
@@ -197,7 +189,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). float32 atomics: the
     summation order varies between runs; results agree to float32 rounding. ``meta_t`` must be a valid
     layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8)."""
-    values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2)
+    values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2, align=16)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape
     in_f = 2 * half
@@ -227,8 +219,8 @@ def gemv_24_mma(x, values, meta_mma, *, out=None, variant=None):
     Summation as the ``("mma", KW, D)`` variants of :func:`gemv`: 64 columns inside the tensor core, then
     IEEE float32. On an H100 this kernel measured 1.3–2.1× slower than :func:`gemv_24_packed`'s register
     expansion onto dense ``mma.sync`` (docs/benchmarks.md), which stays the default 2:4 path."""
-    values = as_device("values", values, dtypes=_HALF, ndim=2)
-    meta_mma = as_device("meta_mma", meta_mma, dtypes={"uint32"}, ndim=2)
+    values = as_device("values", values, dtypes=_HALF, ndim=2, align=16)
+    meta_mma = as_device("meta_mma", meta_mma, dtypes={"uint32"}, ndim=2, align=8)
     out_f, in_f = values.shape[0], 2 * values.shape[1]
     if in_f % 64 or meta_mma.shape != (-(-out_f // 16), in_f // 2):
         raise NMRefValueError(f"meta_mma has shape {meta_mma.shape}, expected {(-(-out_f // 16), in_f // 2)} "

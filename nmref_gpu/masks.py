@@ -46,7 +46,7 @@ def compress_24_packed(w):
     """Fused 2:4 magnitude mask + compression into nmref's packed layout: ``(values, meta)`` as
     :func:`nmref.compress_24_packed` (mask = ``nm_mask(w, 2, 4)``); ``cols % 32 == 0``."""
     cp = cupy()
-    w = as_device("w", w, dtypes=_FLOATS, ndim=2)
+    w = as_device("w", w, dtypes=_FLOATS, ndim=2, align=16)
     rows, cols = w.shape
     if cols % 32:
         raise NMRefValueError(f"w has {cols} columns; the packed 2:4 layout needs columns divisible by 32")
@@ -65,8 +65,8 @@ def refresh_mask(w, mask_old, n: int = 2, m: int = 4):
     cp = cupy()
     if (n, m) != (2, 4):
         raise NMRefValueError(f"nmref_gpu.refresh_mask implements 2:4 only, got {n}:{m}")
-    w = as_device("w", w, dtypes={"float32"})
-    mask_old = as_device("mask_old", mask_old, dtypes={"bool"})
+    w = as_device("w", w, dtypes={"float32"}, align=16)
+    mask_old = as_device("mask_old", mask_old, dtypes={"bool"}, align=4)
     check_shape("mask_old", mask_old, w.shape)
     check_divisible("w", w.shape, w.ndim - 1, 4)
     new = cp.empty_like(mask_old)

@@ -148,6 +148,27 @@ def test_gemv_input_errors():
                                  cp.asarray(meta))
 
 
+def test_vector_kernels_reject_misaligned_views():
+    """Every kernel that reads 16-byte (or 4-byte mask) vectors refuses a view that starts mid-vector."""
+    def shifted(shape, dtype):  # C-contiguous, one element past a 16-byte boundary
+        n = int(np.prod(shape))
+        return cp.zeros(n + 1, dtype)[1:].reshape(shape)
+    msg = "starts at a device address that is not {}-byte aligned"
+    with pytest.raises(nmref.NMRefValueError, match="w " + msg.format(16)):
+        nmref_gpu.compress_24_packed(shifted((8, 32), cp.float32))
+    with pytest.raises(nmref.NMRefValueError, match="w " + msg.format(16)):
+        nmref_gpu.refresh_mask(shifted((8, 32), cp.float32), cp.zeros((8, 32), cp.bool_))
+    with pytest.raises(nmref.NMRefValueError, match="mask_old " + msg.format(4)):
+        nmref_gpu.refresh_mask(cp.zeros((8, 32), cp.float32), shifted((8, 32), cp.bool_))
+    with pytest.raises(nmref.NMRefValueError, match="w " + msg.format(16)):
+        nmref_gpu.gemv_input_sparse(cp.zeros(32, cp.float16), shifted((32, 16), cp.float16).T, 0.5)
+    with pytest.raises(nmref.NMRefValueError, match="values_t " + msg.format(16)):
+        nmref_gpu.gemv_input_sparse_24_packed_t(cp.zeros(64, cp.float16), shifted((32, 16), cp.float16),
+                                                cp.zeros((16, 2), cp.uint32), 0.5)
+    with pytest.raises(nmref.NMRefValueError, match="meta_mma " + msg.format(8)):
+        nmref_gpu.gemv_24_mma(cp.zeros(64, cp.float16), cp.zeros((16, 32), cp.float16), shifted((1, 32), cp.uint32))
+
+
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
 @pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300)])
 @pytest.mark.parametrize("variant", ["block", "block512", "chunk32"])
