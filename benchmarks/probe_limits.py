@@ -58,11 +58,11 @@ def ceiling():
     print("fraction of the 2 GiB read bandwidth:", {k: round(v / full, 3) for k, v in res.items()})
 
 
-def one(kind, out_f, in_f, batch, kw, d):
+def one(kind, out_f, in_f, batch, kw, d, tag="mma"):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((out_f, in_f)).astype(np.float16)
     x = rng.standard_normal((batch, in_f)).astype(np.float16)
-    v = ("mma", kw, d)
+    v = (tag, kw, d)
     if kind == "dense":
         wd, xd = cp.asarray(w), cp.asarray(x)
         fn = lambda: nmref_gpu.gemv(xd, wd, variant=v)  # noqa: E731
@@ -74,7 +74,7 @@ def one(kind, out_f, in_f, batch, kw, d):
         ref = x.astype(np.float64) @ nmref.decompress_24_packed(vals, meta).astype(np.float64).T
     y = cp.asnumpy(fn())
     err = np.abs(y - ref).max() / np.abs(ref).max()
-    print(f"{kind} {out_f}x{in_f} batch {batch} mma {kw}x{d}: max rel err {err:.2e}")
+    print(f"{kind} {out_f}x{in_f} batch {batch} {tag} {kw}x{d}: max rel err {err:.2e}")
     assert err < 1e-5
     for _ in range(3):
         fn()
@@ -86,4 +86,4 @@ if __name__ == "__main__":
         ceiling()
     else:
         a = sys.argv[2:]
-        one(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5]))
+        one(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5]), *a[6:7])

@@ -4,6 +4,7 @@
 //  * gemv_teal:   y[o] = sum_k x[k] 1[|x[k]| > t] Wt[k, o], Wt = W column-major [in, out], batch 1,
 //                 split-K over input chunks of 32 rows with float32 atomics into a zeroed y.
 #include "common.cuh"
+#include "bulk_copy.cuh"
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -552,6 +553,46 @@ template <int NT, bool SP> struct MmaStep {
   uint4 x[NT][2];
 };
 
+// A lane's x of a super-step starting at column k: batch rows g and g + 8 (NT = 2), columns k..k+15,
+// zeros past `in` (ok0: k < in, ok1: k + 8 < in) and past `batch`.
+template <typename T, int NT, bool SP, bool PF>
+__device__ __forceinline__ void load_x(MmaStep<NT, SP> &st, const T *__restrict__ x, int in, int k, int batch, int g,
+                                       bool ok0, bool ok1) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    int b = g + 8 * j;
+    const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
+    st.x[j][0] = (ok0 && b < batch) ? ld_x<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+    st.x[j][1] = (ok1 && b < batch) ? ld_x<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+// One super-step's math: A = 16 rows x 64 columns (2:4: expanded to dense in registers), B = x^T,
+// four m16n8k16 mma per 8-wide batch tile into a fresh accumulator, added to acc in IEEE float32.
+template <typename T, int NT, bool SP>
+__device__ __forceinline__ void mma_step(const MmaStep<NT, SP> &st, const uint32_t *tab, float (&acc)[NT][4]) {
+  uint32_t a[2][8];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
+    else to_words(st.w[r][0], st.w[r][1], a[r]);
+  }
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    uint32_t b[8];
+    to_words(st.x[j][0], st.x[j][1], b);
+    // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+    // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+    // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
+    float part[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+      mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
+  }
+}
+
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
@@ -587,38 +628,125 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
         st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
       }
     }
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      int b = g + 8 * j;
-      const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
-      st.x[j][0] = (ok0 && b < batch) ? ld_x<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
-      st.x[j][1] = (ok1 && b < batch) ? ld_x<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
-    }
+    load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
   };
-  auto compute = [&](const MmaStep<NT, SP> &st) {
-    uint32_t a[2][8];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
-      else to_words(st.w[r][0], st.w[r][1], a[r]);
-    }
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      uint32_t b[8];
-      to_words(st.x[j][0], st.x[j][1], b);
-      // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
-      // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
-      // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
-      float part[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-      for (int s = 0; s < 4; ++s)
-        mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
-    }
-  };
+  auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
+}
+
+// ---- bulk-copy GEMV (sm_90): the weights stream through a ring of S shared-memory stages ----
+// Stage geometry of gemv_bulk: 16 rows x KC columns, KC = 64 * CW * SPW (SPW super-steps per consumer warp
+// per stage). Rows are padded so that the consumers' reads are bank-conflict free: dense, a quarter-warp
+// reads 4 x 16 bytes spaced 32 apart in rows g and g + 1 (pitch = 16 mod 128 interleaves them); 2:4,
+// 64 contiguous bytes of rows g and g + 1 (pitch = 64 mod 128); nibbles, 2 bytes per lane of 8 rows
+// (pitch KC/8 + 16 puts the 8 rows' words in distinct banks); x rows as dense rows. Bulk copies need
+// 16-byte multiples. A stage holds the 16 weight rows, their nibbles, then `batch` rows of x.
+template <bool SP, int CW, int SPW> struct BulkGeom {
+  static constexpr int KC = 64 * CW * SPW;
+  static constexpr int VROW = SP ? KC : 2 * KC;  // bytes of a row's weights (2:4: values) per stage
+  static constexpr int VPITCH = VROW + (SP ? 64 : 16);
+  static constexpr int MROW = SP ? KC / 8 : 0;   // bytes of a row's nibble words per stage
+  static constexpr int MPITCH = SP ? MROW + 16 : 0;
+  static constexpr int WSTAGE = 16 * (VPITCH + MPITCH);
+  static constexpr int XPITCH = 2 * KC + 16;
+  __host__ __device__ static constexpr int stage(int batch) { return WSTAGE + batch * XPITCH; }
+};
+
+// Block = one 16-row tile x all of K, CW consumer warps + 1 producer warp (warp CW). The producer streams
+// the tile's rows stage by stage with bulk copies (lane r < 16: row r's weights; lane 16 + r: its nibble
+// words; lane b < batch: x row b), one arrival with the stage's byte count on full[slot], and waits on
+// empty[slot] (all CW consumers done reading) before refilling a slot. Consumers: the super-steps of
+// gemv_mma (super-step CW * j + warp of a stage) with W and x read from shared memory: no global loads on
+// their path (x through L1 stalled them: the ring leaves L1 too little room to keep x).
+// Rows past `out` are clamped (computed, never stored); columns past `in` read as zeros. The loads in
+// flight are no longer held in registers: up to S stages per block wait in shared memory.
+// Dense: in % 8 == 0; 2:4: in % 128 == 0 (16-byte nibble rows). Dynamic shared memory: S * stage(batch).
+template <typename T, int NT, bool SP, int CW, int SPW, int S, bool EF>
+__global__ void __launch_bounds__(32 * (CW + 1)) gemv_bulk(const T *__restrict__ W, const uint32_t *__restrict__ meta,
+                                                           const T *__restrict__ x, float *__restrict__ y, int out,
+                                                           int in, int batch) {
+  using G = BulkGeom<SP, CW, SPW>;
+  extern __shared__ __align__(128) unsigned char ring[];
+  __shared__ uint64_t full[S], empty[S];
+  __shared__ float red[CW + 1][16][8 * NT];
+  __shared__ uint32_t tab[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int STAGE = G::stage(batch);
+  if (threadIdx.x == 0) {
+    uint32_t dyn;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+    if (dyn < (uint32_t)(S * STAGE)) __trap();  // the launcher's size must match this geometry
+#pragma unroll
+    for (int i = 0; i < S; ++i) mbar_init(&full[i], 1), mbar_init(&empty[i], CW);
+    mbar_init_fence();
+  }
+  if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
+  __syncthreads();
+  int row0 = blockIdx.x * 16;
+  int nstage = (in + G::KC - 1) / G::KC;
+  float acc[NT][4] = {};
+  if (warp == CW) {
+    int r = lane & 15, row = min(row0 + r, out - 1);
+    uint64_t pol = EF ? l2_evict_first_policy() : 0;
+    const unsigned char *wrow = reinterpret_cast<const unsigned char *>(W) + (size_t)row * (SP ? in : 2 * in);
+    const unsigned char *mrow = reinterpret_cast<const unsigned char *>(meta) + (size_t)row * (in / 8);
+    for (int st = 0; st < nstage; ++st) {
+      int slot = st % S;
+      if (st >= S) mbar_wait(&empty[slot], ((st / S) - 1) & 1);
+      int kc = min(G::KC, in - st * G::KC);
+      uint32_t vbytes = SP ? kc : 2 * kc, mbytes = SP ? kc / 8 : 0, xbytes = 2 * kc;
+      unsigned char *base = ring + slot * STAGE;
+      if (lane == 0) mbar_arrive_expect(&full[slot], 16 * (vbytes + mbytes) + batch * xbytes);
+      __syncwarp();
+      if (lane < 16) bulk_g2s<EF>(base + r * G::VPITCH, wrow + (size_t)st * G::VROW, vbytes, &full[slot], pol);
+      else if (SP) bulk_g2s<EF>(base + 16 * G::VPITCH + r * G::MPITCH, mrow + (size_t)st * G::MROW, mbytes, &full[slot], pol);
+      if (lane < batch)  // x is read by every block: no evict-first hint
+        bulk_g2s<false>(base + G::WSTAGE + lane * G::XPITCH, x + (size_t)lane * in + (size_t)st * G::KC, xbytes,
+                        &full[slot], pol);
+    }
+  } else {
+    for (int st = 0; st < nstage; ++st) {
+      int slot = st % S;
+      MmaStep<NT, SP> sv[SPW];
+      bool ok0[SPW], ok1[SPW];
+      mbar_wait(&full[slot], (st / S) & 1);
+      const unsigned char *base = ring + slot * STAGE;
+#pragma unroll
+      for (int j = 0; j < SPW; ++j) {
+        int ls = CW * j + warp;
+        int k = st * G::KC + ls * 64 + 16 * t;
+        ok0[j] = k < in, ok1[j] = k + 8 < in;
+#pragma unroll
+        for (int q = 0; q < NT; ++q) {
+          int b = g + 8 * q;
+          const uint4 *p = reinterpret_cast<const uint4 *>(base + G::WSTAGE + b * G::XPITCH + ls * 128 + 32 * t);
+          sv[j].x[q][0] = (ok0[j] && b < batch) ? p[0] : make_uint4(0u, 0u, 0u, 0u);
+          sv[j].x[q][1] = (ok1[j] && b < batch) ? p[1] : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          int rr = g + 8 * h;
+          if constexpr (SP) {
+            sv[j].w[h][0] = ok0[j] ? *reinterpret_cast<const uint4 *>(base + rr * G::VPITCH + ls * 64 + 16 * t)
+                                   : make_uint4(0u, 0u, 0u, 0u);
+            sv[j].m[h] = ok0[j] ? *reinterpret_cast<const uint16_t *>(base + 16 * G::VPITCH + rr * G::MPITCH + ls * 8 + 2 * t)
+                                : 0u;
+          } else {
+            const uint4 *p = reinterpret_cast<const uint4 *>(base + rr * G::VPITCH + ls * 128 + 32 * t);
+            sv[j].w[h][0] = ok0[j] ? p[0] : make_uint4(0u, 0u, 0u, 0u);
+            sv[j].w[h][1] = ok1[j] ? p[1] : make_uint4(0u, 0u, 0u, 0u);
+          }
+        }
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[slot]);  // release: this warp's reads of the slot are done
+#pragma unroll
+      for (int j = 0; j < SPW; ++j)
+        if (st * G::KC + (CW * j + warp) * 64 < in) mma_step<T, NT, SP>(sv[j], tab, acc);
+    }
+  }
+  reduce_store<CW + 1, NT>(red, acc, y, row0, out, batch);
 }
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
@@ -711,6 +839,18 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
   GEMV_MMA_SP(T, 2, 16, 2, false) GEMV_MMA_SP(T, 2, 16, 2, true)
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
+
+// gemv_bulk variants: (CW, S, EF) with SPW = 1 (dense, CW = 4: KC = 256; CW = 8: KC = 512) or
+// 8 / CW (2:4: KC = 512)
+#define GEMV_BULK_SP(T, NT, SP, CW, SPW, S, EF) \
+  template __global__ void gemv_bulk<T, NT, SP, CW, SPW, S, EF>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_BULK(T, NT, CW, S, EF) GEMV_BULK_SP(T, NT, false, CW, 1, S, EF) GEMV_BULK_SP(T, NT, true, CW, 8 / CW, S, EF)
+#define GEMV_BULK_NT(T, NT) GEMV_BULK(T, NT, 4, 4, false) GEMV_BULK(T, NT, 4, 8, false) GEMV_BULK(T, NT, 8, 4, false) \
+  GEMV_BULK(T, NT, 4, 4, true)
+GEMV_BULK_NT(__half, 1)
+GEMV_BULK_NT(__half, 2)
+GEMV_BULK_NT(__nv_bfloat16, 1)
+GEMV_BULK_NT(__nv_bfloat16, 2)
 
 #define GEMV_MMA_PF(T, NT, KW, D, PF)                                                                               \
   template __global__ void gemv_mma<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int); \
