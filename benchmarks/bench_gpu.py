@@ -42,8 +42,7 @@ def bench(fn, reps=50, warm=5):
 
 
 VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
-                                              for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))),
-            ("bulk", 4, 4), ("bulk", 4, 8), ("bulk", 8, 4), ("bulk+ef", 4, 4)]
+                                              for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))]
 
 
 SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout
@@ -52,7 +51,7 @@ SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the com
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
         return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
-    return "%s %d×%d" % v if isinstance(v, tuple) and v[0] in ("mma", "mma+pf", "bulk", "bulk+ef") else str(v)
+    return "%s %d×%d" % v if isinstance(v, tuple) and v[0] in ("mma", "mma+pf") else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):

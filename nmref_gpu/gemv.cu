@@ -4,7 +4,6 @@
 //  * gemv_teal:   y[o] = sum_k x[k] 1[|x[k]| > t] Wt[k, o], Wt = W column-major [in, out], batch 1,
 //                 split-K over input chunks of 32 rows with float32 atomics into a zeroed y.
 #include "common.cuh"
-#include "bulk_copy.cuh"
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -635,120 +634,6 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
-// ---- bulk-copy GEMV (sm_90): the weights stream through a ring of S shared-memory stages ----
-// Stage geometry of gemv_bulk: 16 rows x KC columns, KC = 64 * CW * SPW (SPW super-steps per consumer warp
-// per stage). Rows are padded so that the consumers' reads are bank-conflict free: dense, a quarter-warp
-// reads 4 x 16 bytes spaced 32 apart in rows g and g + 1 (pitch = 16 mod 128 interleaves them); 2:4,
-// 64 contiguous bytes of rows g and g + 1 (pitch = 64 mod 128); nibbles, 2 bytes per lane of 8 rows
-// (pitch KC/8 + 16 puts the 8 rows' words in distinct banks); x rows as dense rows. Bulk copies need
-// 16-byte multiples. A stage holds the 16 weight rows, their nibbles, then `batch` rows of x.
-template <bool SP, int CW, int SPW> struct BulkGeom {
-  static constexpr int KC = 64 * CW * SPW;
-  static constexpr int VROW = SP ? KC : 2 * KC;  // bytes of a row's weights (2:4: values) per stage
-  static constexpr int VPITCH = VROW + (SP ? 64 : 16);
-  static constexpr int MROW = SP ? KC / 8 : 0;   // bytes of a row's nibble words per stage
-  static constexpr int MPITCH = SP ? MROW + 16 : 0;
-  static constexpr int WSTAGE = 16 * (VPITCH + MPITCH);
-  static constexpr int XPITCH = 2 * KC + 16;
-  __host__ __device__ static constexpr int stage(int batch) { return WSTAGE + batch * XPITCH; }
-};
-
-// Block = one 16-row tile x all of K, CW consumer warps + 1 producer warp (warp CW). The producer streams
-// the tile's rows stage by stage with bulk copies (lane r < 16: row r's weights; lane 16 + r: its nibble
-// words; lane b < batch: x row b), one arrival with the stage's byte count on full[slot], and waits on
-// empty[slot] (all CW consumers done reading) before refilling a slot. Consumers: the super-steps of
-// gemv_mma (super-step CW * j + warp of a stage) with W and x read from shared memory: no global loads on
-// their path (x through L1 stalled them: the ring leaves L1 too little room to keep x).
-// Rows past `out` are clamped (computed, never stored); columns past `in` read as zeros. The loads in
-// flight are no longer held in registers: up to S stages per block wait in shared memory.
-// Dense: in % 8 == 0; 2:4: in % 128 == 0 (16-byte nibble rows). Dynamic shared memory: S * stage(batch).
-template <typename T, int NT, bool SP, int CW, int SPW, int S, bool EF>
-__global__ void __launch_bounds__(32 * (CW + 1)) gemv_bulk(const T *__restrict__ W, const uint32_t *__restrict__ meta,
-                                                           const T *__restrict__ x, float *__restrict__ y, int out,
-                                                           int in, int batch) {
-  using G = BulkGeom<SP, CW, SPW>;
-  extern __shared__ __align__(128) unsigned char ring[];
-  __shared__ uint64_t full[S], empty[S];
-  __shared__ float red[CW + 1][16][8 * NT];
-  __shared__ uint32_t tab[16];
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int STAGE = G::stage(batch);
-  if (threadIdx.x == 0) {
-    uint32_t dyn;
-    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-    if (dyn < (uint32_t)(S * STAGE)) __trap();  // the launcher's size must match this geometry
-#pragma unroll
-    for (int i = 0; i < S; ++i) mbar_init(&full[i], 1), mbar_init(&empty[i], CW);
-    mbar_init_fence();
-  }
-  if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
-  __syncthreads();
-  int row0 = blockIdx.x * 16;
-  int nstage = (in + G::KC - 1) / G::KC;
-  float acc[NT][4] = {};
-  if (warp == CW) {
-    int r = lane & 15, row = min(row0 + r, out - 1);
-    uint64_t pol = EF ? l2_evict_first_policy() : 0;
-    const unsigned char *wrow = reinterpret_cast<const unsigned char *>(W) + (size_t)row * (SP ? in : 2 * in);
-    const unsigned char *mrow = reinterpret_cast<const unsigned char *>(meta) + (size_t)row * (in / 8);
-    for (int st = 0; st < nstage; ++st) {
-      int slot = st % S;
-      if (st >= S) mbar_wait(&empty[slot], ((st / S) - 1) & 1);
-      int kc = min(G::KC, in - st * G::KC);
-      uint32_t vbytes = SP ? kc : 2 * kc, mbytes = SP ? kc / 8 : 0, xbytes = 2 * kc;
-      unsigned char *base = ring + slot * STAGE;
-      if (lane == 0) mbar_arrive_expect(&full[slot], 16 * (vbytes + mbytes) + batch * xbytes);
-      __syncwarp();
-      if (lane < 16) bulk_g2s<EF>(base + r * G::VPITCH, wrow + (size_t)st * G::VROW, vbytes, &full[slot], pol);
-      else if (SP) bulk_g2s<EF>(base + 16 * G::VPITCH + r * G::MPITCH, mrow + (size_t)st * G::MROW, mbytes, &full[slot], pol);
-      if (lane < batch)  // x is read by every block: no evict-first hint
-        bulk_g2s<false>(base + G::WSTAGE + lane * G::XPITCH, x + (size_t)lane * in + (size_t)st * G::KC, xbytes,
-                        &full[slot], pol);
-    }
-  } else {
-    for (int st = 0; st < nstage; ++st) {
-      int slot = st % S;
-      MmaStep<NT, SP> sv[SPW];
-      bool ok0[SPW], ok1[SPW];
-      mbar_wait(&full[slot], (st / S) & 1);
-      const unsigned char *base = ring + slot * STAGE;
-#pragma unroll
-      for (int j = 0; j < SPW; ++j) {
-        int ls = CW * j + warp;
-        int k = st * G::KC + ls * 64 + 16 * t;
-        ok0[j] = k < in, ok1[j] = k + 8 < in;
-#pragma unroll
-        for (int q = 0; q < NT; ++q) {
-          int b = g + 8 * q;
-          const uint4 *p = reinterpret_cast<const uint4 *>(base + G::WSTAGE + b * G::XPITCH + ls * 128 + 32 * t);
-          sv[j].x[q][0] = (ok0[j] && b < batch) ? p[0] : make_uint4(0u, 0u, 0u, 0u);
-          sv[j].x[q][1] = (ok1[j] && b < batch) ? p[1] : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          int rr = g + 8 * h;
-          if constexpr (SP) {
-            sv[j].w[h][0] = ok0[j] ? *reinterpret_cast<const uint4 *>(base + rr * G::VPITCH + ls * 64 + 16 * t)
-                                   : make_uint4(0u, 0u, 0u, 0u);
-            sv[j].m[h] = ok0[j] ? *reinterpret_cast<const uint16_t *>(base + 16 * G::VPITCH + rr * G::MPITCH + ls * 8 + 2 * t)
-                                : 0u;
-          } else {
-            const uint4 *p = reinterpret_cast<const uint4 *>(base + rr * G::VPITCH + ls * 128 + 32 * t);
-            sv[j].w[h][0] = ok0[j] ? p[0] : make_uint4(0u, 0u, 0u, 0u);
-            sv[j].w[h][1] = ok1[j] ? p[1] : make_uint4(0u, 0u, 0u, 0u);
-          }
-        }
-      }
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&empty[slot]);  // release: this warp's reads of the slot are done
-#pragma unroll
-      for (int j = 0; j < SPW; ++j)
-        if (st * G::KC + (CW * j + warp) * 64 < in) mma_step<T, NT, SP>(sv[j], tab, acc);
-    }
-  }
-  reduce_store<CW + 1, NT>(red, acc, y, row0, out, batch);
-}
-
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
 // OM: the ::ordered_metadata form (PTX 8.5; requires i0 < i1, which the layout guarantees) that ptxas
 // recommends for newer architectures; both forms are kept to measure them side by side.
@@ -839,18 +724,6 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
   GEMV_MMA_SP(T, 2, 16, 2, false) GEMV_MMA_SP(T, 2, 16, 2, true)
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
-
-// gemv_bulk variants: (CW, S, EF) with SPW = 1 (dense, CW = 4: KC = 256; CW = 8: KC = 512) or
-// 8 / CW (2:4: KC = 512)
-#define GEMV_BULK_SP(T, NT, SP, CW, SPW, S, EF) \
-  template __global__ void gemv_bulk<T, NT, SP, CW, SPW, S, EF>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_BULK(T, NT, CW, S, EF) GEMV_BULK_SP(T, NT, false, CW, 1, S, EF) GEMV_BULK_SP(T, NT, true, CW, 8 / CW, S, EF)
-#define GEMV_BULK_NT(T, NT) GEMV_BULK(T, NT, 4, 4, false) GEMV_BULK(T, NT, 4, 8, false) GEMV_BULK(T, NT, 8, 4, false) \
-  GEMV_BULK(T, NT, 4, 4, true)
-GEMV_BULK_NT(__half, 1)
-GEMV_BULK_NT(__half, 2)
-GEMV_BULK_NT(__nv_bfloat16, 1)
-GEMV_BULK_NT(__nv_bfloat16, 2)
 
 #define GEMV_MMA_PF(T, NT, KW, D, PF)                                                                               \
   template __global__ void gemv_mma<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int); \

@@ -35,22 +35,6 @@ _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TY
 #: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
 #: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last)
 _MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf") for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
-#: bulk-copy variants (sm_90+): ("bulk", CW, S) — CW consumer warps + 1 producer warp per 16-row block,
-#: the weights streamed by the copy engine through a ring of S shared-memory stages; "bulk+ef": the copies
-#: carry the L2 evict-first policy
-_BULK = (("bulk", 4, 4), ("bulk", 4, 8), ("bulk", 8, 4), ("bulk+ef", 4, 4))
-_NAMES += tuple(f"gemv_bulk<{t},{nt},{sp},{cw},{spw},{st},{str(tag == 'bulk+ef').lower()}>" for t in _TYPES
-                for nt in (1, 2) for tag, cw, st in _BULK
-                for sp, spw in (("false", 1), ("true", 8 // cw)))
-
-
-def _bulk_geometry(sp: bool, cw: int, batch: int):
-    """(SPW, stage bytes) of gemv_bulk, as BulkGeom in gemv.cu (the kernel traps if they disagree)."""
-    spw = 8 // cw if sp else 1
-    kc = 64 * cw * spw
-    vpitch = (kc if sp else 2 * kc) + (64 if sp else 16)
-    mpitch = kc // 8 + 16 if sp else 0
-    return spw, 16 * (vpitch + mpitch) + batch * (2 * kc + 16)
 
 
 def default_variant(kind: str, out_features: int, batch: int):
@@ -123,38 +107,15 @@ def _launch(kind, dtype, batch, out_f, args, variant):
                                 f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{str(tag == 'mma+pf').lower()}>")
         k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
-    if isinstance(v, tuple) and v in _BULK:
-        _launch_bulk(kind, dtype, batch, out_f, args, v)
-        return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
         k((blocks(out_f, _WARPS),), (32 * _WARPS,), args)
         return
     if v not in _ROWS:
-        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA + _BULK}, got {v!r}")
+        raise NMRefValueError(f"variant must be 'warp' or one of {_ROWS + _MMA}, got {v!r}")
     r, u = v
     k = _mod().get_function(f"{kind}_rows<{ctype(dtype)},{_bmax(batch)},{r},{u}>")
     k((blocks(blocks(out_f, r), _WARPS),), (32 * _WARPS,), args)
-
-
-def _launch_bulk(kind, dtype, batch, out_f, args, v):
-    cp = cupy()
-    cc = cp.cuda.Device().compute_capability
-    if int(cc) < 90:
-        raise NMRefValueError(f"variant {v!r} needs bulk copies (compute capability 9.0+), this GPU has {cc}")
-    tag, cw, stages = v
-    sp = kind == "gemv_24"
-    in_f = int(args[-2])
-    if sp and in_f % 128:
-        raise NMRefValueError(f"variant {v!r} needs in % 128 == 0 for a 2:4 weight (16-byte nibble rows), got in = {in_f}")
-    spw, stage = _bulk_geometry(sp, cw, batch)
-    w, meta, rest = (args[0], args[1], args[2:]) if sp else (args[0], args[0], args[1:])
-    k = _mod().get_function(f"gemv_bulk<{ctype(dtype)},{1 if batch <= 8 else 2},{str(sp).lower()},{cw},{spw},"
-                            f"{stages},{str(tag == 'bulk+ef').lower()}>")
-    smem = stages * stage
-    if k.max_dynamic_shared_size_bytes < smem:  # static + dynamic above 48 KB needs the opt-in
-        k.max_dynamic_shared_size_bytes = smem
-    k((blocks(out_f, 16),), (32 * (cw + 1),), (w, meta) + tuple(rest), shared_mem=smem)
 
 
 def gemv(x, w, *, out=None, variant=None):
@@ -163,9 +124,7 @@ def gemv(x, w, *, out=None, variant=None):
     benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, D)``
     (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, D super-steps of 64
     columns in flight per warp, 2 = software-pipelined) or ``("mma+pf", KW, D)`` (the same, each
-    weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1) or
-    ``("bulk", CW, S)`` / ``("bulk+ef", CW, S)`` (compute capability 9.0+: the weights streamed into S
-    shared-memory stages by bulk copies, CW consumer warps; 2:4 needs ``in % 128 == 0``); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
+    weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
     sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
     sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""

@@ -97,8 +97,7 @@ def rel_err(y, ref):
 
 
 GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
-                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))),
-                 ("bulk", 4, 4), ("bulk", 4, 8), ("bulk", 8, 4), ("bulk+ef", 4, 4), None]
+                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))), None]
 
 
 def _bf16_or_skip():
@@ -126,10 +125,7 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
     x = rand(rng, (batch, in_f), dt)
     ref = x.astype(np.float64) @ w.astype(np.float64).T
     assert rel_err(nmref_gpu.gemv(cp.asarray(x), cp.asarray(w), variant=variant).get(), ref) < 1e-5
-    bulk = isinstance(variant, tuple) and str(variant[0]).startswith("bulk")
-    if bulk and int(cp.cuda.Device().compute_capability) < 90:
-        pytest.skip("bulk-copy variants need compute capability 9.0+")
-    if in_f % 32 == 0 and not (bulk and in_f % 128):
+    if in_f % 32 == 0:
         vals, meta = nmref.compress_24_packed(w)
         ws = nmref.decompress_24_packed(vals, meta)
         ref24 = x.astype(np.float64) @ ws.astype(np.float64).T
@@ -138,14 +134,6 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
         out = cp.full((batch, out_f), np.nan, dtype=cp.float32)  # a poisoned preallocated result
         nmref_gpu.gemv_24_packed(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), out=out, variant=variant)
         assert rel_err(out.get(), ref24) < 1e-5
-
-
-def test_gemv_bulk_errors():
-    vals, meta = nmref.compress_24_packed(np.ones((16, 160), np.float16))
-    with pytest.raises(nmref.NMRefValueError, match=r"needs in % 128 == 0 for a 2:4 weight .* got in = 160"):
-        nmref_gpu.gemv_24_packed(cp.zeros(160, cp.float16), cp.asarray(vals), cp.asarray(meta), variant=("bulk", 4, 4))
-    with pytest.raises(nmref.NMRefValueError, match="variant must be"):
-        nmref_gpu.gemv(cp.zeros(64, cp.float16), cp.zeros((16, 64), cp.float16), variant=("bulk", 4, 5))
 
 
 def test_gemv_input_errors():
