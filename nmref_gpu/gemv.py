@@ -153,12 +153,25 @@ def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     return y.reshape(x.shape[:-1] + (out_f,))
 
 
-def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
+def _teal_out(out, out_f, accumulate):
+    """The TEAL kernels add float32 partial sums atomically: into ``out`` as given (``accumulate``), or into
+    a zeroed result (one fill launch)."""
+    if accumulate and out is None:
+        raise NMRefValueError("accumulate=True adds into out: pass out (a float32 cupy array [out])")
+    y = _out(out, (out_f,))
+    if not accumulate:
+        y.fill(0)
+    return y
+
+
+def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accumulate: bool = False):
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
     (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
     Summation order varies between runs (float32 atomics); results agree to float32 rounding.
     ``variant``: ``"block"`` (256 outputs × 256 input rows per block, the default), ``"block512"``
-    (× 512 rows) or ``"chunk32"`` (the first version: 32 input rows per block)."""
+    (× 512 rows) or ``"chunk32"`` (the first version: 32 input rows per block).
+    ``accumulate=True``: ``out += (x ⊙ 1[|x| > t]) Wᵀ`` (BLAS ``beta = 1``; e.g. the residual add after
+    a decoder layer's output projection) — also saves the zero-fill launch that a fresh result needs."""
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
@@ -167,8 +180,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     if out_f % 8:
         raise NMRefValueError(f"w.shape[0] = {out_f} must be divisible by 8")
     x, t = _teal_x_t(x, t, in_f, w.dtype)
-    y = _out(out, (out_f,))
-    y.fill(0)
+    y = _teal_out(out, out_f, accumulate)
     wt = w.T  # C-contiguous [in, out]
     args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
     if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block, one atomic per output per block
@@ -182,13 +194,15 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block"):
     return y
 
 
-def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, variant: int = 4):
+def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, variant: int = 4,
+                                  accumulate: bool = False):
     """TEAL on a 2:4 weight: ``y = (x ⊙ 1[|x| > t]) (W⊙M)ᵀ`` from ``(values_t [in/2, out], meta_t
     [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]``, ``out % 8 == 0``.
     A group of 4 inputs is skipped when all four are dropped, and each of its two value slots when the
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). float32 atomics: the
     summation order varies between runs; results agree to float32 rounding. ``meta_t`` must be a valid
-    layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8)."""
+    layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8).
+    ``accumulate=True``: ``out +=`` the product, as :func:`gemv_input_sparse`."""
     values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2, align=16)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape
@@ -199,8 +213,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     x, t = _teal_x_t(x, t, in_f, values_t.dtype)
     if variant not in (4, 8):
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
-    y = _out(out, (out_f,))
-    y.fill(0)
+    y = _teal_out(out, out_f, accumulate)
     _mod().get_function(f"gemv_teal24_blk<{ctype(values_t.dtype)},{variant}>")(
         (blocks(out_f, 256), blocks(in_f // 4, 64)), (256,),
         (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))

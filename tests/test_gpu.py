@@ -184,8 +184,15 @@ def test_gemv_input_sparse_equals_nmref(p, shape, variant):
     y = nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, variant=variant).get()
     ref = nmref.sparsify(x, t).astype(np.float64) @ w.astype(np.float64).T
     assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
+    r0 = rng.standard_normal(shape[0]).astype(np.float32)  # a residual stream: out += product
+    out = cp.asarray(r0)
+    nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, out=out, variant=variant,
+                                accumulate=True)
+    assert rel_err(out.get(), r0 + ref) < 1e-5
     with pytest.raises(nmref.NMRefValueError, match="column-major"):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asarray(w), t)
+    with pytest.raises(nmref.NMRefValueError, match="accumulate=True adds into out"):
+        nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, accumulate=True)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 8, 9, 16])
@@ -237,6 +244,11 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
         y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
                                                     variant=variant).get()
         assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
+        r0 = rng.standard_normal(shape[0]).astype(np.float32)
+        out = cp.asarray(r0)
+        nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
+                                                variant=variant, accumulate=True)
+        assert rel_err(out.get(), r0 + ref) < 1e-5
     with pytest.raises(nmref.NMRefValueError, match="transposed packed"):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt[:, :-1]), cp.asarray(mt), t)
     with pytest.raises(nmref.NMRefValueError, match="NaN"):
