@@ -259,31 +259,62 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
   store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
-// The TEAL block kernels' epilogue: the 8 warps' partial sums of the block's 256 outputs (lane owns
-// 8 consecutive outputs) are added in shared memory in warp order, one float32 atomicAdd per output.
+// How the TEAL block kernels combine the partial sums s_j of a tile's input chunks j = 0..n-1 (n = gridDim.y):
+//  * TEAL_ATOMIC: y += s_j by float32 atomicAdd (y is the caller's residual, or was zero-filled);
+//    the summation order varies between runs;
+//  * TEAL_ORDERED: every block stores s_j to ws[j, :] and takes a ticket from the tile's counter; the
+//    block with the tile's last ticket writes y = (y +) ((s_0 + s_1) + ... + s_{n-1}), bitwise
+//    reproducible. The counter only grows (64 bits; call c gets tickets c*n .. c*n+n-1), so nothing is
+//    reset between calls and a CUDA graph can replay the launch.
+enum TealRed { TEAL_ATOMIC = 0, TEAL_ORDERED = 1 };
+
+// The epilogue of the TEAL block kernels: the 8 warps' partial sums of the block's 256 outputs (lane
+// owns 8 consecutive outputs) are added in shared memory in warp order, then combined across the
+// tile's chunks as RED says (tick: uint64 [tiles], ws: float32 [n, out]).
+template <int RED>
 __device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const float (&acc)[8], float *__restrict__ y,
-                                                  int out) {
+                                                  int out, float *__restrict__ ws,
+                                                  unsigned long long *__restrict__ tick, int accum) {
+  __shared__ bool last;
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 #pragma unroll
   for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
   __syncthreads();
   int oo = blockIdx.x * 256 + tid;
-  if (oo < out) {
-    float s = 0.f;
+  bool live = oo < out;
+  float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < 8; ++w) s += red[w][tid];
-    atomicAdd(y + oo, s);
+  for (int w = 0; w < 8; ++w) s += red[w][tid];
+  if constexpr (RED == TEAL_ATOMIC) {
+    if (live) atomicAdd(y + oo, s);
+  } else {
+    unsigned long long n = gridDim.y;
+    if (live) __stcg(ws + (size_t)blockIdx.y * out + oo, s);
+    __syncthreads();  // the block's stores happen before thread 0's fence and ticket (cumulative release)
+    if (tid == 0) {
+      __threadfence();
+      last = atomicAdd(tick + blockIdx.x, 1ull) % n == n - 1;
+      __threadfence();
+    }
+    __syncthreads();
+    if (!last || !live) return;
+    float sum = 0.f;  // n independent L2 loads (written by other SMs: bypass L1), added in chunk order
+    const float *p = ws + oo;
+#pragma unroll 16
+    for (int j = 0; j < (int)n; ++j) sum += __ldcg(p + (size_t)j * out);
+    y[oo] = accum ? y[oo] + sum : sum;
   }
 }
 
 // TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of CH input rows. The kept
 // rows of the chunk are compacted in shared memory (CH/256 rounds of a block-wide ballot scan), the 8
 // warps split them (each lane: 8 outputs, 4 rows' loads in flight), partial sums are reduced in shared
-// memory, and each output gets one float32 atomicAdd per block (CH/32 times fewer atomics than one
-// per 32-row chunk).
-template <typename T, int CH>
+// memory, and combined across chunks by teal_block_reduce<RED> (TEAL_ATOMIC: one float32 atomicAdd per
+// output per block, CH/32 times fewer atomics than one per 32-row chunk).
+template <typename T, int CH, int RED>
 __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, const T *__restrict__ x, float t,
-                                                     float *__restrict__ y, int in, int out) {
+                                                     float *__restrict__ y, int in, int out, float *__restrict__ ws,
+                                                     unsigned long long *__restrict__ tick, int accum) {
   __shared__ int kept_idx[CH];
   __shared__ float kept_x[CH];
   __shared__ int warp_count[8];
@@ -311,7 +342,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
     }
     __syncthreads();  // warp_count is rewritten by the next round
   }
-  if (nk == 0) return;  // uniform across the block
+  if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
   int o = blockIdx.x * 256 + lane * 8;
   bool live = o < out;
   float acc[8];
@@ -337,7 +368,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
       }
     }
   }
-  teal_block_reduce(red, acc, y, out);
+  teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
 }
 
 // TEAL on a 2:4 weight in the transposed packed layout (nmref.compress_24_packed_t): values_t
@@ -347,11 +378,12 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
 // (i0 <= 2) is needed iff one of inputs 0..2 survives, slot 1 (i1 >= 1) iff one of 1..3 does; an
 // unneeded slot is not read (its products would all be with dropped inputs). Each lane then owns 8
 // outputs and keeps U groups' loads in flight; warps split the kept groups, partial sums are reduced in
-// shared memory, one float32 atomicAdd per output per block.
-template <typename T, int U>
+// shared memory and combined across chunks by teal_block_reduce<RED>.
+template <typename T, int U, int RED>
 __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
                                                        const T *__restrict__ x, float t, float *__restrict__ y,
-                                                       int in, int out) {
+                                                       int in, int out, float *__restrict__ ws,
+                                                       unsigned long long *__restrict__ tick, int accum) {
   __shared__ int kept_g[64];
   __shared__ unsigned kept_need[64];
   __shared__ float4 kept_x[64];
@@ -388,7 +420,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
   }
   __syncthreads();
   int n0 = warp_count[0], nk = n0 + warp_count[1];
-  if (nk == 0) return;  // uniform across the block
+  if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
   // close the gap between warp 0's and warp 1's lists (read all, sync, write)
   int mg = 0; unsigned mn = 0; float4 mx = make_float4(0.f, 0.f, 0.f, 0.f);
   bool mv = tid >= 32 && tid < 32 + warp_count[1];
@@ -433,7 +465,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
       }
     }
   }
-  teal_block_reduce(red, acc, y, out);
+  teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
 }
 
 // ---- tensor-core variant for batch 1..16: mma.sync m16n8k16, float32 accumulation ----
@@ -739,13 +771,19 @@ GEMV_MMA_SP_T(__nv_bfloat16)
   template __global__ void gemv_dense_rows<T, B, R, U>(const T *, const T *, float *, int, int, int);            \
   template __global__ void gemv_24_rows<T, B, R, U>(const T *, const uint32_t *, const T *, float *, int, int, int);
 #define GEMV_ROWS_B(T, B) GEMV_ROWS(T, B, 1, 4) GEMV_ROWS(T, B, 2, 2) GEMV_ROWS(T, B, 4, 1)
+#define GEMV_TEAL_BLK(T, RED)                                                                                   \
+  template __global__ void gemv_teal_blk<T, 256, RED>(const T *, const T *, float, float *, int, int, float *,       \
+                                                      unsigned long long *, int);                                  \
+  template __global__ void gemv_teal_blk<T, 512, RED>(const T *, const T *, float, float *, int, int, float *,       \
+                                                      unsigned long long *, int);                                  \
+  template __global__ void gemv_teal24_blk<T, 4, RED>(const T *, const uint32_t *, const T *, float, float *, int,    \
+                                                      int, float *, unsigned long long *, int);                    \
+  template __global__ void gemv_teal24_blk<T, 8, RED>(const T *, const uint32_t *, const T *, float, float *, int,    \
+                                                      int, float *, unsigned long long *, int);
 #define GEMV_ALL(T) GEMV_INST(T, 1) GEMV_INST(T, 2) GEMV_INST(T, 4) GEMV_INST(T, 8) GEMV_INST(T, 16) \
   GEMV_ROWS_B(T, 1) GEMV_ROWS_B(T, 2) GEMV_ROWS_B(T, 4) GEMV_ROWS_B(T, 8) GEMV_ROWS_B(T, 16)         \
   template __global__ void gemv_teal<T>(const T *, const T *, float, float *, int, int);                 \
-  template __global__ void gemv_teal_blk<T, 256>(const T *, const T *, float, float *, int, int);            \
-  template __global__ void gemv_teal_blk<T, 512>(const T *, const T *, float, float *, int, int);            \
-  template __global__ void gemv_teal24_blk<T, 4>(const T *, const uint32_t *, const T *, float, float *, int, int); \
-  template __global__ void gemv_teal24_blk<T, 8>(const T *, const uint32_t *, const T *, float, float *, int, int);
+  GEMV_TEAL_BLK(T, 0) GEMV_TEAL_BLK(T, 1)
 GEMV_ALL(__half)
 GEMV_ALL(__nv_bfloat16)
 GEMV_MMA_T(__half)

@@ -23,8 +23,8 @@ _ROWS = ((1, 4), (2, 2), (4, 1))
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
-    tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u}>" for t in _TYPES for u in (4, 8)) + \
-    tuple(f"gemv_teal_blk<{t},{ch}>" for t in _TYPES for ch in (256, 512)) + \
+    tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
+    tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
@@ -153,25 +153,57 @@ def gemv_24_packed(x, values, meta, *, out=None, variant=None):
     return y.reshape(x.shape[:-1] + (out_f,))
 
 
+#: TEAL block kernels' ways of combining the input chunks' partial sums (gemv.cu, TealRed)
+_ATOMIC, _ORDERED = 0, 1
+#: per (device, stream, tiles, chunks, out): the deterministic reduction's ticket counters (uint64 per
+#: tile, only growing, so never reset) and the chunks' float32 partial sums [chunks * out]. Kept for the
+#: process's life, so a call captured in a CUDA graph keeps valid pointers; calls on one stream run in
+#: order, so they may share them.
+_TEAL_STATE: dict = {}
+
+
+def _teal_state(ntiles, nsplit, out_f):
+    cp = cupy()
+    key = (cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, ntiles, nsplit, out_f)
+    if key not in _TEAL_STATE:
+        _TEAL_STATE[key] = (cp.zeros(ntiles, dtype=cp.uint64), cp.empty(nsplit * out_f, dtype=cp.float32))
+    return _TEAL_STATE[key]
+
+
+def _teal_launch(name, grid, args, out_f, y, accumulate, deterministic):
+    """Launch a TEAL block kernel over ``grid = (output tiles, input chunks)``: partial sums combined in
+    chunk order (``deterministic``) or by float32 atomics into ``y`` (zero-filled first unless ``accumulate``)."""
+    if deterministic:
+        tick, ws = _teal_state(grid[0], grid[1], out_f)
+    else:
+        tick, ws = y, y  # unused by the atomic kernels
+        if not accumulate:
+            y.fill(0)
+    red = _ORDERED if deterministic else _ATOMIC
+    _mod().get_function(f"{name},{red}>")(grid, (256,), args + (ws, tick, np.int32(accumulate)))
+
+
 def _teal_out(out, out_f, accumulate):
-    """The TEAL kernels add float32 partial sums atomically: into ``out`` as given (``accumulate``), or into
-    a zeroed result (one fill launch)."""
     if accumulate and out is None:
         raise NMRefValueError("accumulate=True adds into out: pass out (a float32 cupy array [out])")
-    y = _out(out, (out_f,))
-    if not accumulate:
-        y.fill(0)
-    return y
+    return _out(out, (out_f,))
 
 
-def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accumulate: bool = False):
+def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accumulate: bool = False,
+                      deterministic: bool = False):
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ``; ``w`` is ``[out, in]`` stored **column-major**
     (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``); ``x[in]``; ``out % 8 == 0``.
-    Summation order varies between runs (float32 atomics); results agree to float32 rounding.
     ``variant``: ``"block"`` (256 outputs × 256 input rows per block, the default), ``"block512"``
     (× 512 rows) or ``"chunk32"`` (the first version: 32 input rows per block).
     ``accumulate=True``: ``out += (x ⊙ 1[|x| > t]) Wᵀ`` (BLAS ``beta = 1``; e.g. the residual add after
-    a decoder layer's output projection) — also saves the zero-fill launch that a fresh result needs."""
+    a decoder layer's output projection) — also saves the zero-fill launch that a fresh result needs.
+    Summation: each block sums its input chunk in a fixed order; the chunks' partial sums ``s_j`` are
+    added into ``out`` by float32 atomics by default, so the order, and the last bits, vary between
+    runs (results agree to float32 rounding). ``deterministic=True`` (``"block"``, ``"block512"``):
+    ``out = (out +) ((s_0 + s_1) + … + s_{n-1})`` in chunk order, bitwise reproducible run to run, at
+    0–20% more time (docs/benchmarks.md); it keeps a small per-stream workspace and counters for the
+    process's life (graph-capturable; calls on one stream share them, so do not run two such calls
+    on different streams from one captured graph concurrently)."""
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
@@ -183,10 +215,15 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     y = _teal_out(out, out_f, accumulate)
     wt = w.T  # C-contiguous [in, out]
     args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
-    if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block, one atomic per output per block
+    if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block
         ch = 512 if variant == "block512" else 256
-        _mod().get_function(f"gemv_teal_blk<{ctype(w.dtype)},{ch}>")((blocks(out_f, 256), blocks(in_f, ch)), (256,), args)
+        _teal_launch(f"gemv_teal_blk<{ctype(w.dtype)},{ch}", (blocks(out_f, 256), blocks(in_f, ch)), args, out_f, y,
+                     accumulate, deterministic)
     elif variant == "chunk32":  # first version: 32 input rows per block, 8 atomics per thread
+        if deterministic:
+            raise NMRefValueError("variant 'chunk32' has no deterministic mode; use 'block' or 'block512'")
+        if not accumulate:
+            y.fill(0)
         threads = 128
         _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")((blocks(out_f // 8, threads), blocks(in_f, 32)), (threads,), args)
     else:
@@ -195,14 +232,14 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
 
 
 def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, variant: int = 4,
-                                  accumulate: bool = False):
+                                  accumulate: bool = False, deterministic: bool = False):
     """TEAL on a 2:4 weight: ``y = (x ⊙ 1[|x| > t]) (W⊙M)ᵀ`` from ``(values_t [in/2, out], meta_t
     [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]``, ``out % 8 == 0``.
     A group of 4 inputs is skipped when all four are dropped, and each of its two value slots when the
-    inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). float32 atomics: the
-    summation order varies between runs; results agree to float32 rounding. ``meta_t`` must be a valid
+    inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). ``meta_t`` must be a valid
     layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8).
-    ``accumulate=True``: ``out +=`` the product, as :func:`gemv_input_sparse`."""
+    ``accumulate=True``: ``out +=`` the product; summation (float32 atomics, or chunk order with
+    ``deterministic=True``) as :func:`gemv_input_sparse`."""
     values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2, align=16)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape
@@ -214,9 +251,9 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     if variant not in (4, 8):
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _teal_out(out, out_f, accumulate)
-    _mod().get_function(f"gemv_teal24_blk<{ctype(values_t.dtype)},{variant}>")(
-        (blocks(out_f, 256), blocks(in_f // 4, 64)), (256,),
-        (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)))
+    _teal_launch(f"gemv_teal24_blk<{ctype(values_t.dtype)},{variant}", (blocks(out_f, 256), blocks(in_f // 4, 64)),
+                 (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)), out_f, y, accumulate,
+                 deterministic)
     return y
 
 

@@ -173,26 +173,71 @@ def test_vector_kernels_reject_misaligned_views():
         nmref_gpu.gemv_24_mma(cp.zeros(64, cp.float16), cp.zeros((16, 32), cp.float16), shifted((1, 32), cp.uint32))
 
 
+def _teal_tickets_whole():
+    """Every call takes exactly one ticket per input chunk from each output tile's counter."""
+    import sys
+    state = sys.modules["nmref_gpu.gemv"]._TEAL_STATE
+    return all((tick % key[3] == 0).all() for key, (tick, _) in state.items())
+
+
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
 @pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300)])
 @pytest.mark.parametrize("variant", ["block", "block512", "chunk32"])
-def test_gemv_input_sparse_equals_nmref(p, shape, variant):
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_gemv_input_sparse_equals_nmref(p, shape, variant, deterministic):
+    if deterministic and variant == "chunk32":
+        pytest.skip("chunk32 has no deterministic mode (tested to raise below)")
     rng = np.random.default_rng(int(p * 100))
     w = rand(rng, shape, np.float16)
     x = rand(rng, shape[1], np.float16)
     t = nmref.exact_threshold(x, p)
-    y = nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, variant=variant).get()
+    xd, wd = cp.asarray(x), cp.asfortranarray(cp.asarray(w))
+    kw = dict(variant=variant, deterministic=deterministic)
+    out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned: every output must be written
+    y = nmref_gpu.gemv_input_sparse(xd, wd, t, out=out, **kw).get()
     ref = nmref.sparsify(x, t).astype(np.float64) @ w.astype(np.float64).T
     assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
     r0 = rng.standard_normal(shape[0]).astype(np.float32)  # a residual stream: out += product
     out = cp.asarray(r0)
-    nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, out=out, variant=variant,
-                                accumulate=True)
+    nmref_gpu.gemv_input_sparse(xd, wd, t, out=out, accumulate=True, **kw)
     assert rel_err(out.get(), r0 + ref) < 1e-5
+    if deterministic:  # chunk-ordered sums: bitwise reproducible, and accumulate = r0 + (the same sum)
+        np.testing.assert_array_equal(out.get(), r0 + y)
+        for _ in range(3):
+            np.testing.assert_array_equal(nmref_gpu.gemv_input_sparse(xd, wd, t, **kw).get(), y)
+    assert _teal_tickets_whole()
     with pytest.raises(nmref.NMRefValueError, match="column-major"):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asarray(w), t)
     with pytest.raises(nmref.NMRefValueError, match="accumulate=True adds into out"):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, accumulate=True)
+    with pytest.raises(nmref.NMRefValueError, match="no deterministic mode"):
+        nmref_gpu.gemv_input_sparse(xd, wd, t, variant="chunk32", deterministic=True)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_gemv_input_sparse_in_cuda_graph(deterministic):
+    """The tickets only grow, so a captured call replays correctly: new x each replay, same buffers."""
+    rng = np.random.default_rng(5)
+    w = rand(rng, (1032, 1000), np.float16)
+    wd = cp.asfortranarray(cp.asarray(w))
+    xd = cp.zeros(1000, dtype=cp.float16)
+    out = cp.zeros(1032, dtype=cp.float32)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        nmref_gpu.gemv_input_sparse(xd, wd, 0.5, out=out, deterministic=deterministic)  # allocates the state
+        stream.begin_capture()
+        for _ in range(2):  # two calls per replay on the same counters
+            nmref_gpu.gemv_input_sparse(xd, wd, 0.5, out=out, deterministic=deterministic)
+        graph = stream.end_capture()
+        for _ in range(3):
+            x = rand(rng, 1000, np.float16)
+            xd.set(x)
+            out.fill(np.nan)
+            graph.launch(stream)
+            stream.synchronize()
+            ref = nmref.sparsify(x, 0.5).astype(np.float64) @ w.astype(np.float64).T
+            assert rel_err(out.get(), ref) < 1e-5
+    assert _teal_tickets_whole()
 
 
 @pytest.mark.parametrize("batch", [1, 3, 8, 9, 16])
@@ -239,16 +284,23 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
     t = nmref.exact_threshold(x, p)
     vt, mt = nmref.compress_24_packed_t(w)
     ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
+    args = (cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t)
     for variant in (4, 8):
-        out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned; the launcher zeroes it first
-        y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
-                                                    variant=variant).get()
-        assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
-        r0 = rng.standard_normal(shape[0]).astype(np.float32)
-        out = cp.asarray(r0)
-        nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
-                                                variant=variant, accumulate=True)
-        assert rel_err(out.get(), r0 + ref) < 1e-5
+        for det in (False, True):
+            out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned: every output must be written
+            y = nmref_gpu.gemv_input_sparse_24_packed_t(*args, out=out, variant=variant, deterministic=det).get()
+            assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
+            r0 = rng.standard_normal(shape[0]).astype(np.float32)
+            out = cp.asarray(r0)
+            nmref_gpu.gemv_input_sparse_24_packed_t(*args, out=out, variant=variant, accumulate=True,
+                                                    deterministic=det)
+            assert rel_err(out.get(), r0 + ref) < 1e-5
+            if det:
+                np.testing.assert_array_equal(out.get(), r0 + y)
+                for _ in range(2):
+                    np.testing.assert_array_equal(
+                        nmref_gpu.gemv_input_sparse_24_packed_t(*args, variant=variant, deterministic=True).get(), y)
+    assert _teal_tickets_whole()
     with pytest.raises(nmref.NMRefValueError, match="transposed packed"):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt[:, :-1]), cp.asarray(mt), t)
     with pytest.raises(nmref.NMRefValueError, match="NaN"):
