@@ -515,20 +515,20 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
   d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
 }
 
-// Super-steps s = warp, warp + KW, ... of a warp: D = 1 loads then computes each; D = 2 issues the next
+// Super-steps s = first, first + KW, ... < end of a warp: D = 1 loads then computes each; D = 2 issues the next
 // step's loads before this step's math (past the end the loads are predicated off and read zeros).
 template <typename Step, int KW, int D, typename Load, typename Compute>
-__device__ __forceinline__ void run_steps(Load &load, Compute &compute, int warp, int nsup) {
+__device__ __forceinline__ void run_steps(Load &load, Compute &compute, int first, int end) {
   if constexpr (D == 1) {
-    for (int s = warp; s < nsup; s += KW) {
+    for (int s = first; s < end; s += KW) {
       Step st;
       load(st, s);
       compute(st);
     }
   } else {
     Step cur, nxt;
-    load(cur, warp);
-    for (int s = warp; s < nsup; s += KW) {
+    load(cur, first);
+    for (int s = first; s < end; s += KW) {
       load(nxt, s + KW);
       compute(cur);
       cur = nxt;
@@ -583,6 +583,26 @@ template <int NT, bool SP> struct MmaStep {
   unsigned m[2];
   uint4 x[NT][2];
 };
+
+// A lane's weights of a super-step starting at column k: rows[0] and rows[1], columns k..k+15 (2:4: their
+// 8 values and 16 nibble bits), zeros where !ok0 / !ok1 (as load_x).
+template <typename T, int NT, bool SP, bool PF>
+__device__ __forceinline__ void load_w(MmaStep<NT, SP> &st, const T *__restrict__ W, const uint32_t *__restrict__ meta,
+                                       const int (&rows)[2], int in, int k, bool ok0, bool ok1) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if constexpr (SP) {
+      st.w[r][0] = ok0 ? ld_w<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
+                       : make_uint4(0u, 0u, 0u, 0u);
+      st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
+                    : 0u;
+    } else {
+      const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
+      st.w[r][0] = ok0 ? ld_w<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+      st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+    }
+  }
+}
 
 // A lane's x of a super-step starting at column k: batch rows g and g + 8 (NT = 2), columns k..k+15,
 // zeros past `in` (ok0: k < in, ok1: k + 8 < in) and past `batch`.
@@ -646,25 +666,129 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   auto load = [&](MmaStep<NT, SP> &st, int s) {
     int k = s * 64 + 16 * t;
     bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if constexpr (SP) {
-        st.w[r][0] = ok0 ? ld_w<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
-                         : make_uint4(0u, 0u, 0u, 0u);
-        st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
-                      : 0u;
-      } else {
-        const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
-        st.w[r][0] = ok0 ? ld_w<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
-        st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
-      }
-    }
+    load_w<T, NT, SP, PF>(st, W, meta, rows, in, k, ok0, ok1);
     load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
   };
   auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
+
+// ---- stream-K: the same super-steps spread evenly over a grid that fills the GPU once ----
+// The first P = min(gridDim.x, N) blocks split the N = tiles * nsup super-steps (16-row tile t, 64-column
+// step s; tile-major order q = t * nsup + s) into P contiguous ranges [q_b, q_{b+1}), q_b = floor(b N / P).
+// Within each tile's part of its range a block works as gemv_mma: its KW warps take every KW-th step
+// (so together they read KW adjacent 64-column chunks of the 16 rows), and their sums are added in warp
+// order in shared memory. A tile covered by one block is stored directly; otherwise each of its c blocks
+// stores its 16 x 8NT sums to ws[t, j] (j = its position among them) and takes a ticket from the tile's
+// counter (64 bits, only growing: call n takes tickets n*c .. n*c+c-1); the block with the last ticket
+// adds ws[t, 0..c-1] in order and stores the tile: bitwise reproducible. With the grid one block per
+// SM slot, every SM gets the same number of super-steps (+-1) instead of whole 16-row tiles.
+__device__ __forceinline__ int sk_part_of(long long q, long long N, int P) {
+  int b = (int)(q * P / N);  // then the b with floor(b N / P) <= q < floor((b+1) N / P)
+  while (b + 1 < P && (long long)(b + 1) * N / P <= q) ++b;
+  while (b > 0 && (long long)b * N / P > q) --b;
+  return b;
+}
+
+template <typename T, int NT, bool SP, int KW, int D, bool PF>
+__global__ void __launch_bounds__(32 * KW) gemv_mma_sk(const T *__restrict__ W, const uint32_t *__restrict__ meta,
+                                                       const T *__restrict__ x, float *__restrict__ y, int out,
+                                                       int in, int batch, float *__restrict__ ws,
+                                                       unsigned long long *__restrict__ tick, int cmax, int P) {
+  __shared__ float red[KW][16][8 * NT];
+  __shared__ uint32_t tab[16];
+  __shared__ bool last;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if constexpr (SP) {
+    if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
+    __syncthreads();
+  }
+  int nsup = (in + 63) >> 6, tiles = (out + 15) >> 4, bid = blockIdx.x;
+  long long N = (long long)tiles * nsup;
+  if (bid >= P) return;  // P <= N: every block's range holds at least one super-step
+  long long q0 = (long long)bid * N / P, q1 = (long long)(bid + 1) * N / P;
+  while (q0 < q1) {  // uniform across the block
+    int tile = (int)(q0 / nsup), sa = (int)(q0 % nsup);
+    int sb = (int)min((long long)nsup, q1 - (long long)tile * nsup);
+    int row0 = tile * 16;
+    int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
+    float acc[NT][4] = {};
+    auto load = [&](MmaStep<NT, SP> &st, int s) {
+      int k = s * 64 + 16 * t;
+      bool ok0 = s < sb && k < in, ok1 = ok0 && k + 8 < in;
+      load_w<T, NT, SP, PF>(st, W, meta, rows, in, k, ok0, ok1);
+      load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
+    };
+    auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
+    run_steps<MmaStep<NT, SP>, KW, D>(load, compute, sa + warp, sb);
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
+    __syncthreads();
+    int first = sk_part_of((long long)tile * nsup, N, P), lastp = sk_part_of((long long)tile * nsup + nsup - 1, N, P);
+    int c = lastp - first + 1;
+    float sum[(16 * 8 * NT + 32 * KW - 1) / (32 * KW)];  // this thread's values idx = threadIdx.x + 32 KW m
+#pragma unroll
+    for (int m = 0; m < (int)(sizeof(sum) / sizeof(float)); ++m) {
+      int idx = threadIdx.x + 32 * KW * m;
+      float v = 0.f;
+      if (idx < 16 * 8 * NT)
+#pragma unroll
+        for (int w = 0; w < KW; ++w) v += red[w][idx & 15][idx >> 4];
+      sum[m] = v;
+    }
+    bool store = c == 1;
+    if (!store) {  // contribute; the block holding the tile's last ticket adds all c in order
+      float *slot = ws + ((size_t)tile * cmax + (bid - first)) * (16 * 8 * NT);
+#pragma unroll
+      for (int m = 0; m < (int)(sizeof(sum) / sizeof(float)); ++m) {
+        int idx = threadIdx.x + 32 * KW * m;
+        if (idx < 16 * 8 * NT) __stcg(slot + idx, sum[m]);
+      }
+      __syncthreads();  // the block's slot is written before thread 0's fence and ticket
+      if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(tick + tile, 1ull) % (unsigned long long)c == (unsigned long long)(c - 1);
+        __threadfence();
+      }
+      __syncthreads();
+      store = last;
+      if (store) {
+        const float *src = ws + (size_t)tile * cmax * (16 * 8 * NT);
+#pragma unroll
+        for (int m = 0; m < (int)(sizeof(sum) / sizeof(float)); ++m) {
+          int idx = threadIdx.x + 32 * KW * m;
+          if (idx < 16 * 8 * NT) {
+            float v = __ldcg(src + idx);
+            for (int j = 1; j < c; ++j) v += __ldcg(src + (size_t)j * (16 * 8 * NT) + idx);
+            sum[m] = v;
+          }
+        }
+      }
+    }
+    if (store) {
+#pragma unroll
+      for (int m = 0; m < (int)(sizeof(sum) / sizeof(float)); ++m) {
+        int idx = threadIdx.x + 32 * KW * m, r = idx & 15, b = idx >> 4;
+        if (idx < 16 * 8 * NT && b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = sum[m];
+      }
+    }
+    __syncthreads();  // red is rewritten by the next tile's segment
+    q0 = (long long)tile * nsup + sb;
+  }
+}
+
+#define GEMV_MMA_SK(T, NT, KW, D, PF)                                                                              \
+  template __global__ void gemv_mma_sk<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, \
+                                                                int, int, float *, unsigned long long *, int, int);   \
+  template __global__ void gemv_mma_sk<T, NT, true, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int,  \
+                                                               int, int, float *, unsigned long long *, int, int);
+#define GEMV_MMA_SK_T(T, NT) GEMV_MMA_SK(T, NT, 4, 1, false) GEMV_MMA_SK(T, NT, 4, 2, false)                      \
+  GEMV_MMA_SK(T, NT, 8, 1, false) GEMV_MMA_SK(T, NT, 8, 2, false) GEMV_MMA_SK(T, NT, 4, 1, true)                  \
+  GEMV_MMA_SK(T, NT, 4, 2, true) GEMV_MMA_SK(T, NT, 8, 1, true) GEMV_MMA_SK(T, NT, 8, 2, true)
+GEMV_MMA_SK_T(__half, 1) GEMV_MMA_SK_T(__half, 2) GEMV_MMA_SK_T(__nv_bfloat16, 1) GEMV_MMA_SK_T(__nv_bfloat16, 2)
 
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
 // OM: the ::ordered_metadata form (PTX 8.5; requires i0 < i1, which the layout guarantees) that ptxas
