@@ -27,10 +27,6 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
-#: stream-K variants ("sk" plain loads, "sk+pf" the mma+pf loads; KW warps per block, D super-steps in flight)
-_SK = tuple((tag, kw, d) for tag in ("sk", "sk+pf") for kw in (4, 8) for d in (1, 2))
-_NAMES += tuple(f"gemv_mma_sk<{t},{nt},{sp},{kw},{d},{str(tag == 'sk+pf').lower()}>" for t in _TYPES for nt in (1, 2)
-                for sp in ("false", "true") for tag, kw, d in _SK)
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
@@ -60,36 +56,6 @@ def default_variant(kind: str, out_features: int, batch: int):
 
 
 _WARPS = 4
-
-
-def _sk_grid(fn, kw):
-    """Blocks of a stream-K launch: as many as fit on the GPU at once (registers, threads, 32 per SM)."""
-    cp = cupy()
-    attrs = cp.cuda.Device().attributes
-    regs_per_warp = -(-int(fn.num_regs) * 32 // 256) * 256
-    warps = 4 * min(16, 16384 // regs_per_warp)  # 4 sub-partitions of 16384 registers, at most 16 warps each
-    per_sm = max(1, min(warps // kw, 64 // kw, 32))
-    return per_sm * attrs["MultiProcessorCount"]
-
-
-#: per (device, stream, tiles, super-steps, blocks, batch tiles): stream-K's contribution slots, the
-#: tiles' ticket counters (only growing) and the most blocks sharing one tile (cmax)
-_SK_STATE: dict = {}
-
-
-def _sk_state(tiles, nsup, parts, nt):
-    cp = cupy()
-    key = (cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, tiles, nsup, parts, nt)
-    if key not in _SK_STATE:
-        n = tiles * nsup
-        bounds = np.arange(parts + 1, dtype=np.int64) * n // parts  # block b's range of (tile, step) pairs
-        starts = np.arange(tiles, dtype=np.int64) * nsup
-        first = np.searchsorted(bounds, starts, side="right") - 1
-        last = np.searchsorted(bounds, starts + nsup - 1, side="right") - 1
-        cmax = int((last - first + 1).max())
-        _SK_STATE[key] = (cp.empty(tiles * cmax * 16 * 8 * nt, dtype=cp.float32),
-                          cp.zeros(tiles, dtype=cp.uint64), cmax)
-    return _SK_STATE[key]
 
 
 def _mod():
@@ -134,18 +100,6 @@ def _out(out, shape):
 
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = default_variant(kind, out_f, batch) if variant is None else variant
-    if isinstance(v, tuple) and v in _SK:
-        tag, kw, d = v
-        w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
-        nt = 1 if batch <= 8 else 2
-        k = _mod().get_function(f"gemv_mma_sk<{ctype(dtype)},{nt},{'true' if kind == 'gemv_24' else 'false'},"
-                                f"{kw},{d},{str(tag == 'sk+pf').lower()}>")
-        in_f = int(rest[-2])
-        tiles, nsup = -(-out_f // 16), -(-in_f // 64)
-        parts = min(_sk_grid(k, kw), tiles * nsup)  # every block gets at least one super-step
-        ws, tick, cmax = _sk_state(tiles, nsup, parts, nt)
-        k((parts,), (32 * kw,), (w, meta) + tuple(rest) + (ws, tick, np.int32(cmax), np.int32(parts)))
-        return
     if isinstance(v, tuple) and v in _MMA:
         tag, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])

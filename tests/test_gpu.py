@@ -97,8 +97,7 @@ def rel_err(y, ref):
 
 
 GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
-                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))),
-                 *((tag, kw, d) for tag in ("sk", "sk+pf") for kw in (4, 8) for d in (1, 2)), None]
+                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))), None]
 
 
 def _bf16_or_skip():
@@ -128,8 +127,6 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
     out = cp.full((batch, out_f), np.nan, dtype=cp.float32)  # a poisoned preallocated result
     y = nmref_gpu.gemv(cp.asarray(x), cp.asarray(w), out=out, variant=variant).get()
     assert rel_err(y, ref) < 1e-5
-    if isinstance(variant, tuple) and variant[0].startswith("sk"):  # stream-K: warps' sums added in a fixed order
-        np.testing.assert_array_equal(nmref_gpu.gemv(cp.asarray(x), cp.asarray(w), variant=variant).get(), y)
     if in_f % 32 == 0:
         vals, meta = nmref.compress_24_packed(w)
         ws = nmref.decompress_24_packed(vals, meta)
