@@ -167,7 +167,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--gemv-only", action="store_true", help="only the GEMV section (for kernel iteration)")
-    ap.add_argument("--teal-only", action="store_true", help="only the TEAL section (for kernel iteration)")
+    ap.add_argument("--teal-only", action="store_true", help="only the two TEAL sections (for kernel iteration)")
     args = ap.parse_args()
     import torch
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -257,9 +257,11 @@ def main():
               "Needed bytes = kept columns × out × 2. Target: ≥ 80% of read bandwidth on them, i.e. ≥ 0.9/(1−p) × our dense.", "",
               "`accumulate`: the same kernels adding into a residual buffer (`out +=`, BLAS beta = 1), without the "
               "zero-fill launch a fresh result needs.", "",
+              "`deterministic`: the chunks' partial sums added in a fixed order (bitwise reproducible), see docs/gpu.md.", "",
               "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
-              "| GB/s on needed bytes (%) | block, block512 accumulate µs | accumulate: GB/s (%) | rel err |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| GB/s on needed bytes (%) | block, block512 accumulate µs | accumulate: GB/s (%) "
+              "| block, block512 deterministic µs | deterministic: GB/s (%), time vs best | rel err |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), 0.35 * w_h.nbytes)  # p = 0.65 reads 35%
@@ -287,21 +289,26 @@ def main():
             tba = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=yacc, variant="block", accumulate=True))
             t5a = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=yacc, variant="block512", accumulate=True))
             ta = min(tba, t5a)
+            tbd = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block", deterministic=True))
+            t5d = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block512", deterministic=True))
+            td = min(tbd, t5d)
+            for v in ("block", "block512"):
+                y.fill(np.nan)
+                errs.append(np.linalg.norm(nmref_gpu.gemv_input_sparse(x, wfs[0], t, out=y, variant=v, deterministic=True).get() - ref) / np.linalg.norm(ref))
             need = kept * out_f * 2
             lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t5 * 1e6:.1f} | {tc * 1e6:.1f} | {t_cub / tt:.2f}× "
                          f"| {t_d / tt:.2f}× ({0.9 / (1 - p):.2f}×) | {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) "
                          f"| {tba * 1e6:.1f}, {t5a * 1e6:.1f} | {need / ta / 1e9:.0f} ({100 * need / ta / 1e9 / read_gbs:.0f}%) "
+                         f"| {tbd * 1e6:.1f}, {t5d * 1e6:.1f} | {need / td / 1e9:.0f} ({100 * need / td / 1e9 / read_gbs:.0f}%), {td / tt:.2f}× "
                          f"| {max(errs):.1e} |")
         print("\n".join(lines[-4:]), flush=True)
-    if args.teal_only:
-        return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV on a 2:4 weight (TEAL + 2:4), fp16, batch 1, transposed packed layout", "",
               "Needed bytes: per group of 4 inputs, slot 0 of the values (out × 2 B) if one of inputs 0..2 is kept, "
               "slot 1 if one of inputs 1..3 is, the nibbles (out × 0.5 B) if either. Compared with TEAL on the dense "
               "column-major W and with our 2:4 GEMV (batch 1, no activation sparsity).", "",
               "| out×in | p | cuBLAS µs | TEAL dense-W µs | 2:4 GEMV µs | TEAL+2:4 µs | vs cuBLAS | vs TEAL dense-W "
-              "| vs 2:4 GEMV | needed bytes / dense | GB/s on needed (%) | rel err |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| vs 2:4 GEMV | needed bytes / dense | GB/s on needed (%) | deterministic µs [U=4] | rel err |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         vt_h, mt_h = nmref.compress_24_packed_t(w_h)
@@ -335,11 +342,14 @@ def main():
             bu = min(tu, key=tu.get)
             tt = tu[bu]
             tb = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y))
+            tdet = graph_bench(lambda: nmref_gpu.gemv_input_sparse_24_packed_t(x, *nt(), t, out=y, deterministic=True))
             lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t_24 * 1e6:.1f} | {tt * 1e6:.1f} [U={bu}] "
                          f"| {t_cub / tt:.2f}× | {tb / tt:.2f}× | {t_24 / tt:.2f}× | {need / w_h.nbytes:.3f} "
-                         f"| {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) | {err:.1e} |")
+                         f"| {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) | {tdet * 1e6:.1f} | {err:.1e} |")
         print("\n".join(lines[-4:]), flush=True)
         del cts, cvals, wfs
+    if args.teal_only:
+        return finish(lines, args.out)
     # mask + compress and fused optimizer steps
     lines += ["", "### Mask+compress and fused optimizer steps (bytes moved / time, % of copy bandwidth)", "",
               "| operation | size | µs | GB/s (%) | baseline | ratio |", "|---|---|---|---|---|---|"]
