@@ -201,7 +201,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     added into ``out`` by float32 atomics by default, so the order, and the last bits, vary between
     runs (results agree to float32 rounding). ``deterministic=True`` (``"block"``, ``"block512"``):
     ``out = (out +) ((s_0 + s_1) + … + s_{n-1})`` in chunk order, bitwise reproducible run to run, at
-    0–20% more time (docs/benchmarks.md); it keeps a small per-stream workspace and counters for the
+    1.04–1.16× the time (H100, docs/benchmarks.md); it keeps a small per-stream workspace and counters for the
     process's life (graph-capturable; calls on one stream share them, so do not run two such calls
     on different streams from one captured graph concurrently)."""
     cp = cupy()
