@@ -170,17 +170,23 @@ def _teal_state(ntiles, nsplit, out_f):
     return _TEAL_STATE[key]
 
 
-def _teal_launch(name, grid, args, out_f, y, accumulate, deterministic):
-    """Launch a TEAL block kernel over ``grid = (output tiles, input chunks)``: partial sums combined in
-    chunk order (``deterministic``) or by float32 atomics into ``y`` (zero-filled first unless ``accumulate``)."""
+def _teal_launch(kernel, targs, grid, args, out_f, y, accumulate, deterministic):
+    """Launch TEAL block kernel ``kernel<targs, RED>`` over ``grid = (output tiles, input chunks)``: partial
+    sums combined in chunk order (``deterministic``) or by float32 atomics into ``y`` (zero-filled first
+    unless ``accumulate``)."""
     if deterministic:
         tick, ws = _teal_state(grid[0], grid[1], out_f)
     else:
         tick, ws = y, y  # unused by the atomic kernels
-        if not accumulate:
-            y.fill(0)
+        _teal_zero_fill(y, accumulate)
     red = _ORDERED if deterministic else _ATOMIC
-    _mod().get_function(f"{name},{red}>")(grid, (256,), args + (ws, tick, np.int32(accumulate)))
+    _mod().get_function(f"{kernel}<{targs},{red}>")(grid, (256,), args + (ws, tick, np.int32(accumulate)))
+
+
+def _teal_zero_fill(y, accumulate):
+    """Atomic kernels add into ``y``: a fresh result starts from zero (one fill launch)."""
+    if not accumulate:
+        y.fill(0)
 
 
 def _teal_out(out, out_f, accumulate):
@@ -201,9 +207,10 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     added into ``out`` by float32 atomics by default, so the order, and the last bits, vary between
     runs (results agree to float32 rounding). ``deterministic=True`` (``"block"``, ``"block512"``):
     ``out = (out +) ((s_0 + s_1) + … + s_{n-1})`` in chunk order, bitwise reproducible run to run, at
-    1.04–1.16× the time (H100, docs/benchmarks.md); it keeps a small per-stream workspace and counters for the
-    process's life (graph-capturable; calls on one stream share them, so do not run two such calls
-    on different streams from one captured graph concurrently)."""
+    1.04–1.16× the time (H100, docs/benchmarks.md). It keeps a workspace and counters per (device,
+    stream, shape) for the process's life; calls on one stream run in order and share them safely, and
+    a captured CUDA graph replays correctly — but keeps the state of the stream it was captured on, so
+    do not replay one graph on two streams at once."""
     cp = cupy()
     if not isinstance(w, cp.ndarray) or w.ndim != 2 or not w.flags.f_contiguous:
         raise NMRefValueError("w must be a 2-D column-major cupy array [out, in] (cupy.asfortranarray(W))")
@@ -217,13 +224,12 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
     if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block
         ch = 512 if variant == "block512" else 256
-        _teal_launch(f"gemv_teal_blk<{ctype(w.dtype)},{ch}", (blocks(out_f, 256), blocks(in_f, ch)), args, out_f, y,
-                     accumulate, deterministic)
+        _teal_launch("gemv_teal_blk", f"{ctype(w.dtype)},{ch}", (blocks(out_f, 256), blocks(in_f, ch)), args, out_f,
+                     y, accumulate, deterministic)
     elif variant == "chunk32":  # first version: 32 input rows per block, 8 atomics per thread
         if deterministic:
             raise NMRefValueError("variant 'chunk32' has no deterministic mode; use 'block' or 'block512'")
-        if not accumulate:
-            y.fill(0)
+        _teal_zero_fill(y, accumulate)
         threads = 128
         _mod().get_function(f"gemv_teal<{ctype(w.dtype)}>")((blocks(out_f // 8, threads), blocks(in_f, 32)), (threads,), args)
     else:
@@ -251,7 +257,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     if variant not in (4, 8):
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _teal_out(out, out_f, accumulate)
-    _teal_launch(f"gemv_teal24_blk<{ctype(values_t.dtype)},{variant}", (blocks(out_f, 256), blocks(in_f // 4, 64)),
+    _teal_launch("gemv_teal24_blk", f"{ctype(values_t.dtype)},{variant}", (blocks(out_f, 256), blocks(in_f // 4, 64)),
                  (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)), out_f, y, accumulate,
                  deterministic)
     return y
