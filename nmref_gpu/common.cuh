@@ -1,4 +1,4 @@
-// Shared device helpers for nmref_gpu kernels: element conversion and 16-byte vector unpacking.
+// Shared device helpers for nmref_gpu kernels: element conversion and 16- and 4-byte vector unpacking.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -30,4 +30,12 @@ __device__ __forceinline__ void unpack8(const uint4 &v, float f[8]) {
   const T *h = reinterpret_cast<const T *>(&v);
 #pragma unroll
   for (int i = 0; i < 8; ++i) f[i] = Elem<T>::to_f(h[i]);
+}
+
+// 2 half-precision values in one 32-bit word -> 2 floats (low half first).
+template <typename T>
+__device__ __forceinline__ void unpack2(uint32_t v, float f[2]) {
+  const T *h = reinterpret_cast<const T *>(&v);
+  f[0] = Elem<T>::to_f(h[0]);
+  f[1] = Elem<T>::to_f(h[1]);
 }

@@ -306,397 +306,6 @@ __device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const fl
   }
 }
 
-// ---- experiment (session 8): warp-local TEAL ----
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define NMREF_CLUSTERS 1
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-// the float at p's shared-memory offset in block `rank` of this cluster
-__device__ __forceinline__ float ld_cluster(const float *p, unsigned rank) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(p), d;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(d) : "memory");
-  return v;
-}
-#else
-#define NMREF_CLUSTERS 0
-#endif
-
-enum { TEAL_CLUSTER = 2 };
-
-// Epilogue for NW warps (lane owns 8 consecutive outputs of the block's 256): the warps' sums are added in
-// warp order in shared memory, then combined across the tile's chunks as RED says (TEAL_CLUSTER: the
-// blockDim.y chunks of a tile are one cluster; rank r adds outputs [r*256/CL, (r+1)*256/CL) of all
-// ranks in rank order through distributed shared memory and stores them: no atomics, no zero fill).
-template <int NW, int RED, int CL>
-__device__ __forceinline__ void teal_reduce_nw(float (&red)[NW][256], const float (&acc)[8], float *__restrict__ y,
-                                               int out, float *__restrict__ ws,
-                                               unsigned long long *__restrict__ tick, int accum) {
-  __shared__ bool last;
-  __shared__ float part[256];
-  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[i];
-  __syncthreads();
-  int oo = blockIdx.x * 256 + tid;
-  bool live = tid < 256 && oo < out;
-  float s = 0.f;
-  if (tid < 256) {
-#pragma unroll
-    for (int w = 0; w < NW; ++w) s += red[w][tid];
-  }
-  if constexpr (RED == TEAL_ATOMIC) {
-    if (live) atomicAdd(y + oo, s);
-  } else if constexpr (RED == TEAL_CLUSTER) {
-#if NMREF_CLUSTERS
-    if (tid < 256) part[tid] = s;
-    cluster_sync();  // every rank's sums are in its shared memory
-    constexpr int PER = 256 / CL;
-    unsigned rank = cluster_rank();
-    if (tid < PER) {
-      int idx = rank * PER + tid, oc = blockIdx.x * 256 + idx;
-      float sum = 0.f;
-#pragma unroll
-      for (int q = 0; q < CL; ++q) sum += ld_cluster(part + idx, q);
-      if (oc < out) y[oc] = accum ? y[oc] + sum : sum;
-    }
-    cluster_sync();  // no block leaves while another still reads its shared memory
-#else
-    __trap();
-#endif
-  } else {
-    unsigned long long n = gridDim.y;
-    if (live) __stcg(ws + (size_t)blockIdx.y * out + oo, s);
-    __syncthreads();
-    if (tid == 0) {
-      __threadfence();
-      last = atomicAdd(tick + blockIdx.x, 1ull) % n == n - 1;
-      __threadfence();
-    }
-    __syncthreads();
-    if (!last || !live) return;
-    float sum = 0.f;
-    const float *p = ws + oo;
-#pragma unroll 16
-    for (int j = 0; j < (int)n; ++j) sum += __ldcg(p + (size_t)j * out);
-    y[oo] = accum ? y[oo] + sum : sum;
-  }
-}
-
-// Warp-local TEAL rows: warp w of NW takes the 32-row slices w, w + NW, ... of input rows [k_begin, k_end);
-// a slice's kept rows are one ballot mask, read U rows at a time (each row's x by a shuffle); the warp's
-// next slice of x is loaded before this slice's rows. No shared memory, no barrier.
-template <typename T, int NW, int U>
-__device__ __forceinline__ void teal_wl_rows(const T *__restrict__ Wt, const T *__restrict__ x, float t, int out,
-                                             int k_begin, int k_end, float (&acc)[8]) {
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int o = blockIdx.x * 256 + lane * 8;
-  bool live = o < out;
-  int k = k_begin + warp * 32 + lane;
-  float xn = k < k_end ? Elem<T>::to_f(x[k]) : 0.f;
-  for (int kb = k_begin + warp * 32; kb < k_end; kb += 32 * NW) {
-    float xv = xn;
-    bool keep = kb + lane < k_end && fabsf(xv) > t;
-    int kn = kb + 32 * NW + lane;
-    xn = kn < k_end ? Elem<T>::to_f(x[kn]) : 0.f;
-    unsigned m = __ballot_sync(0xffffffffu, keep);
-    while (m) {
-      int row[U];
-      float xs[U];
-      uint4 wv[U];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        row[u] = m ? __ffs(m) - 1 : -1;
-        m &= m - 1u;
-        xs[u] = __shfl_sync(0xffffffffu, xv, row[u] & 31);
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-        wv[u] = (live && row[u] >= 0) ? __ldcs(reinterpret_cast<const uint4 *>(Wt + (size_t)(kb + row[u]) * out + o))
-                                      : make_uint4(0u, 0u, 0u, 0u);
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (row[u] >= 0) {
-          float wf[8];
-          unpack8<T>(wv[u], wf);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) acc[i] += xs[u] * wf[i];
-        }
-      }
-    }
-  }
-}
-
-template <typename T, int NW, int U, int RED>
-__global__ void __launch_bounds__(32 * NW) gemv_teal_wl(const T *__restrict__ Wt, const T *__restrict__ x, float t,
-                                                        float *__restrict__ y, int in, int out, int ch,
-                                                        float *__restrict__ ws, unsigned long long *__restrict__ tick,
-                                                        int accum) {
-  __shared__ float red[NW][256];
-  float acc[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  int kb = blockIdx.y * ch;
-  teal_wl_rows<T, NW, U>(Wt, x, t, out, kb, min(in, kb + ch), acc);
-  teal_reduce_nw<NW, RED, 1>(red, acc, y, out, ws, tick, accum);
-}
-
-#if NMREF_CLUSTERS
-#define NMREF_CLUSTER_Y(CL) __cluster_dims__(1, CL, 1)
-#else
-#define NMREF_CLUSTER_Y(CL)
-#endif
-// The same, fresh or accumulated result with no atomics: gridDim.y == CL chunks per tile, one cluster.
-template <typename T, int NW, int U, int CL>
-__global__ void NMREF_CLUSTER_Y(CL) __launch_bounds__(32 * NW)
-    gemv_teal_wl_cl(const T *__restrict__ Wt, const T *__restrict__ x, float t, float *__restrict__ y, int in, int out,
-                    int ch, int accum) {
-  __shared__ float red[NW][256];
-  float acc[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  int kb = blockIdx.y * ch;
-  teal_wl_rows<T, NW, U>(Wt, x, t, out, kb, min(in, kb + ch), acc);
-  teal_reduce_nw<NW, TEAL_CLUSTER, CL>(red, acc, y, out, nullptr, nullptr, accum);
-}
-
-// Warp-local TEAL on the transposed packed 2:4 layout: warp w takes the 32-group slices w, w + NW, ... of
-// groups [g_begin, g_end); each lane loads its group's 4 inputs (8 bytes), zeroes the dropped ones, and
-// the kept groups (with their slot flags and x) are walked U at a time by shuffles.
-template <typename T, int NW, int U>
-__device__ __forceinline__ void teal24_wl_groups(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
-                                                 const T *__restrict__ x, float t, int out, int g_begin, int g_end,
-                                                 float (&acc)[8]) {
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int o = blockIdx.x * 256 + lane * 8;
-  bool live = o < out;
-  int ow = o >> 3;
-  int g = g_begin + warp * 32 + lane;
-  uint2 xn = g < g_end ? __ldg(reinterpret_cast<const uint2 *>(x) + g) : make_uint2(0u, 0u);
-  for (int gb = g_begin + warp * 32; gb < g_end; gb += 32 * NW) {
-    uint2 xr = xn;
-    bool valid = gb + lane < g_end;
-    int gn = gb + 32 * NW + lane;
-    xn = gn < g_end ? __ldg(reinterpret_cast<const uint2 *>(x) + gn) : make_uint2(0u, 0u);
-    const T *h = reinterpret_cast<const T *>(&xr);
-    unsigned kb = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) kb |= (unsigned)(valid && fabsf(Elem<T>::to_f(h[j])) > t) << j;
-    // zero the dropped inputs' 16-bit lanes
-    uint2 xm = make_uint2(xr.x & ((kb & 1u ? 0xFFFFu : 0u) | (kb & 2u ? 0xFFFF0000u : 0u)),
-                          xr.y & ((kb & 4u ? 0xFFFFu : 0u) | (kb & 8u ? 0xFFFF0000u : 0u)));
-    unsigned need = (unsigned)((kb & 7u) != 0) | (unsigned)((kb & 14u) != 0) << 1;
-    unsigned m = __ballot_sync(0xffffffffu, need != 0);
-    while (m) {
-      int gi[U];
-      unsigned nd[U];
-      uint2 xs[U];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        int b = m ? __ffs(m) - 1 : -1;
-        m &= m - 1u;
-        gi[u] = b;
-        nd[u] = __shfl_sync(0xffffffffu, need, b & 31);
-        xs[u].x = __shfl_sync(0xffffffffu, xm.x, b & 31);
-        xs[u].y = __shfl_sync(0xffffffffu, xm.y, b & 31);
-        if (b < 0 || !live) nd[u] = 0u;
-      }
-      uint4 v0[U], v1[U];
-      uint32_t mw[U];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        size_t gg = (size_t)(gb + (gi[u] & 31));
-        const uint4 *base = reinterpret_cast<const uint4 *>(Vt + 2 * gg * out + o);
-        v0[u] = (nd[u] & 1u) ? __ldcs(base) : make_uint4(0u, 0u, 0u, 0u);
-        v1[u] = (nd[u] & 2u) ? __ldcs(reinterpret_cast<const uint4 *>(Vt + (2 * gg + 1) * out + o))
-                             : make_uint4(0u, 0u, 0u, 0u);
-        mw[u] = nd[u] ? __ldcs(Mt + gg * (size_t)(out >> 3) + ow) : 0u;
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (gi[u] >= 0) {
-          const T *xh = reinterpret_cast<const T *>(&xs[u]);
-          float x0 = Elem<T>::to_f(xh[0]), x1 = Elem<T>::to_f(xh[1]), x2 = Elem<T>::to_f(xh[2]),
-                x3 = Elem<T>::to_f(xh[3]);
-          float a[8], b[8];
-          unpack8<T>(v0[u], a);
-          unpack8<T>(v1[u], b);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            unsigned nib = (mw[u] >> (4 * i)) & 0xFu;
-            acc[i] += a[i] * pick4(x0, x1, x2, x3, nib & 3u) + b[i] * pick4(x0, x1, x2, x3, nib >> 2);
-          }
-        }
-      }
-    }
-  }
-}
-
-template <typename T, int NW, int U, int RED>
-__global__ void __launch_bounds__(32 * NW) gemv_teal24_wl(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
-                                                          const T *__restrict__ x, float t, float *__restrict__ y,
-                                                          int in, int out, int chg, float *__restrict__ ws,
-                                                          unsigned long long *__restrict__ tick, int accum) {
-  __shared__ float red[NW][256];
-  float acc[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  int gb = blockIdx.y * chg;
-  teal24_wl_groups<T, NW, U>(Vt, Mt, x, t, out, gb, min(in >> 2, gb + chg), acc);
-  teal_reduce_nw<NW, RED, 1>(red, acc, y, out, ws, tick, accum);
-}
-
-template <typename T, int NW, int U, int CL>
-__global__ void NMREF_CLUSTER_Y(CL) __launch_bounds__(32 * NW)
-    gemv_teal24_wl_cl(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt, const T *__restrict__ x, float t,
-                      float *__restrict__ y, int in, int out, int chg, int accum) {
-  __shared__ float red[NW][256];
-  float acc[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  int gb = blockIdx.y * chg;
-  teal24_wl_groups<T, NW, U>(Vt, Mt, x, t, out, gb, min(in >> 2, gb + chg), acc);
-  teal_reduce_nw<NW, TEAL_CLUSTER, CL>(red, acc, y, out, nullptr, nullptr, accum);
-}
-
-// experiment: TEAL+2:4 with G groups per block (compacted by G/32 warps through a block scan), launch
-// bounds MINB blocks per SM, DEC = 0: x picks by selects (pick4), 1: by one byte permute per output.
-template <typename T, int U, int RED, int G, int MINB, int DEC>
-__global__ void __launch_bounds__(256, MINB) gemv_teal24_g(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
-                                                           const T *__restrict__ x, float t, float *__restrict__ y,
-                                                           int in, int out, float *__restrict__ ws,
-                                                           unsigned long long *__restrict__ tick, int accum) {
-  __shared__ int kept_g[G];
-  __shared__ unsigned kept_need[G];
-  __shared__ uint2 kept_x[G];
-  __shared__ int warp_count[8];
-  __shared__ float red[8][256];
-  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  int groups = in >> 2;
-  bool keep = false;
-  unsigned need = 0;
-  uint2 xm = make_uint2(0u, 0u);
-  int gg = blockIdx.y * G + tid;
-  if (tid < G) {
-    if (gg < groups) {
-      uint2 xr = __ldg(reinterpret_cast<const uint2 *>(x) + gg);
-      const T *h = reinterpret_cast<const T *>(&xr);
-      unsigned kb = 0;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) kb |= (unsigned)(fabsf(Elem<T>::to_f(h[j])) > t) << j;
-      xm = make_uint2(xr.x & ((kb & 1u ? 0xFFFFu : 0u) | (kb & 2u ? 0xFFFF0000u : 0u)),
-                      xr.y & ((kb & 4u ? 0xFFFFu : 0u) | (kb & 8u ? 0xFFFF0000u : 0u)));
-      need = (unsigned)((kb & 7u) != 0) | (unsigned)((kb & 14u) != 0) << 1;
-      keep = need != 0;
-    }
-    unsigned ball = __ballot_sync(0xffffffffu, keep);
-    if (lane == 0) warp_count[warp] = __popc(ball);
-  }
-  __syncthreads();
-  int nk = 0, base = 0;
-#pragma unroll
-  for (int w = 0; w < G / 32; ++w) {
-    base += w < warp ? warp_count[w] : 0;
-    nk += warp_count[w];
-  }
-  if (tid < G) {
-    unsigned ball = __ballot_sync(0xffffffffu, keep);
-    if (keep) {
-      int pos = base + __popc(ball & ((1u << lane) - 1u));
-      kept_g[pos] = gg;
-      kept_need[pos] = need;
-      kept_x[pos] = xm;
-    }
-  }
-  __syncthreads();
-  if (RED == TEAL_ATOMIC && nk == 0) return;
-  int o = blockIdx.x * 256 + lane * 8;
-  bool live = o < out;
-  int ow = o >> 3;
-  float acc[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-  for (int j0 = warp; j0 < nk; j0 += 8 * U) {
-    uint4 v0[U], v1[U];
-    uint32_t mw[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      int j = j0 + 8 * u;
-      bool ok = live && j < nk;
-      unsigned nd = ok ? kept_need[j] : 0u;
-      int g = ok ? kept_g[j] : 0;
-      const uint4 *bp = reinterpret_cast<const uint4 *>(Vt + (size_t)(2 * g) * out + o);
-      v0[u] = (nd & 1u) ? __ldcs(bp) : make_uint4(0u, 0u, 0u, 0u);
-      v1[u] = (nd & 2u) ? __ldcs(reinterpret_cast<const uint4 *>(Vt + (size_t)(2 * g + 1) * out + o))
-                        : make_uint4(0u, 0u, 0u, 0u);
-      mw[u] = ok ? __ldcs(Mt + (size_t)g * (out >> 3) + ow) : 0u;
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      int j = j0 + 8 * u;
-      if (j < nk) {
-        uint2 xs = kept_x[j];
-        float a[8], b[8];
-        unpack8<T>(v0[u], a);
-        unpack8<T>(v1[u], b);
-        if constexpr (DEC == 0) {
-          const T *xh = reinterpret_cast<const T *>(&xs);
-          float x0 = Elem<T>::to_f(xh[0]), x1 = Elem<T>::to_f(xh[1]), x2 = Elem<T>::to_f(xh[2]),
-                x3 = Elem<T>::to_f(xh[3]);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            unsigned nib = (mw[u] >> (4 * i)) & 0xFu;
-            acc[i] += a[i] * pick4(x0, x1, x2, x3, nib & 3u) + b[i] * pick4(x0, x1, x2, x3, nib >> 2);
-          }
-        } else if constexpr (DEC == 2) {
-          // output i's selector of the 8 bytes (xs.x, xs.y) is bytes [2 i0, 2 i0 + 1, 2 i1, 2 i1 + 1] =
-          // 0x1010 + 0x22 * (i0 | i1 << 8), built for two outputs per word (bytes [i0, i1, i0', i1'], each
-          // <= 3, so the multiply does not carry between bytes): outputs (0, 2), (1, 3), (4, 6), (5, 7)
-          unsigned m = mw[u];
-          unsigned lo = m & 0x0F0F0F0Fu, hi = (m >> 4) & 0x0F0F0F0Fu;
-          unsigned l0 = lo & 0x03030303u, l1 = (lo >> 2) & 0x03030303u;
-          unsigned h0 = hi & 0x03030303u, h1 = (hi >> 2) & 0x03030303u;
-          unsigned s[4] = {__byte_perm(l0, l1, 0x5140) * 0x22u + 0x10101010u,
-                           __byte_perm(h0, h1, 0x5140) * 0x22u + 0x10101010u,
-                           __byte_perm(l0, l1, 0x7362) * 0x22u + 0x10101010u,
-                           __byte_perm(h0, h1, 0x7362) * 0x22u + 0x10101010u};
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            unsigned sw = s[(i & 1) | ((i >> 2) << 1)];
-            unsigned pr = __byte_perm(xs.x, xs.y, (i & 2) ? sw >> 16 : sw);
-            T lo2, hi2;
-            unsigned short ls = (unsigned short)(pr & 0xFFFFu), hs = (unsigned short)(pr >> 16);
-            memcpy(&lo2, &ls, 2);
-            memcpy(&hi2, &hs, 2);
-            acc[i] += a[i] * Elem<T>::to_f(lo2) + b[i] * Elem<T>::to_f(hi2);
-          }
-        } else {
-          // selector bytes [2 i0, 2 i0 + 1, 2 i1, 2 i1 + 1] of the 8 bytes (xs.x, xs.y): 0x1010 + 0x22 i0 + 0x2200 i1
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            unsigned nib = (mw[u] >> (4 * i)) & 0xFu;
-            unsigned sel = 0x1010u + 0x22u * (nib & 3u) + 0x2200u * (nib >> 2);
-            unsigned pr = __byte_perm(xs.x, xs.y, sel);
-            T lo, hi;
-            unsigned short ls = (unsigned short)(pr & 0xFFFFu), hs = (unsigned short)(pr >> 16);
-            memcpy(&lo, &ls, 2);
-            memcpy(&hi, &hs, 2);
-            acc[i] += a[i] * Elem<T>::to_f(lo) + b[i] * Elem<T>::to_f(hi);
-          }
-        }
-      }
-    }
-  }
-  teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
-}
-
 // TEAL, block-reduced: a block of 8 warps owns 256 outputs and a chunk of CH input rows. The kept
 // rows of the chunk are compacted in shared memory (CH/256 rounds of a block-wide ballot scan), the 8
 // warps split them (each lane: 8 outputs, 4 rows' loads in flight), partial sums are reduced in shared
@@ -762,13 +371,30 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
   teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
 }
 
+// The byte selectors that pick output i's pair (x[i0], x[i1]) out of a group's 4 half-precision inputs
+// held as 8 bytes (two 32-bit words), for the 8 outputs of one metadata word mw (nibble i = i0 | i1 << 2):
+// bytes [2 i0, 2 i0 + 1, 2 i1, 2 i1 + 1] = 0x1010 + 0x22 * (i0 | i1 << 8). They are built two outputs per
+// word (bytes [i0, i1, i0', i1'], each <= 3, so the multiply does not carry between bytes): sel[0] holds
+// outputs 0 (low half) and 2 (high half), sel[1] 1 and 3, sel[2] 4 and 6, sel[3] 5 and 7. Per output, one
+// byte permute replaces two 4-way selects (1.13-1.26x less time for the kernel, docs/benchmarks.md).
+__device__ __forceinline__ void pair_selectors(uint32_t mw, unsigned (&sel)[4]) {
+  unsigned lo = mw & 0x0F0F0F0Fu, hi = (mw >> 4) & 0x0F0F0F0Fu;  // nibbles of outputs 0,2,4,6 / 1,3,5,7
+  unsigned l0 = lo & 0x03030303u, l1 = (lo >> 2) & 0x03030303u;
+  unsigned h0 = hi & 0x03030303u, h1 = (hi >> 2) & 0x03030303u;
+  sel[0] = __byte_perm(l0, l1, 0x5140) * 0x22u + 0x10101010u;
+  sel[1] = __byte_perm(h0, h1, 0x5140) * 0x22u + 0x10101010u;
+  sel[2] = __byte_perm(l0, l1, 0x7362) * 0x22u + 0x10101010u;
+  sel[3] = __byte_perm(h0, h1, 0x7362) * 0x22u + 0x10101010u;
+}
+
 // TEAL on a 2:4 weight in the transposed packed layout (nmref.compress_24_packed_t): values_t
 // [in/2, out] (row 2g + s = slot s of group g), meta_t [in/4, out/8] (8 nibbles per word, along out).
-// A block of 8 warps owns 256 outputs and 64 groups (256 inputs). Threads 0..63 mask their group's
-// 4 inputs; a group is compacted into shared memory if any input survives, with two flags: slot 0
-// (i0 <= 2) is needed iff one of inputs 0..2 survives, slot 1 (i1 >= 1) iff one of 1..3 does; an
-// unneeded slot is not read (its products would all be with dropped inputs). Each lane then owns 8
-// outputs and keeps U groups' loads in flight; warps split the kept groups, partial sums are reduced in
+// A block of 8 warps owns 256 outputs and 64 groups (256 inputs). Threads 0..63 load their group's 4
+// inputs (8 bytes) and zero the dropped ones; a group is compacted into shared memory if any input
+// survives, with two flags: slot 0 (i0 <= 2) is needed iff one of inputs 0..2 survives, slot 1 (i1 >= 1)
+// iff one of 1..3 does; an unneeded slot is not read (its products would all be with dropped inputs).
+// Each lane then owns 8 outputs and keeps U groups' loads in flight; the x pair of each output is picked
+// by one byte permute (pair_selectors); warps split the kept groups, partial sums are reduced in
 // shared memory and combined across chunks by teal_block_reduce<RED>.
 template <typename T, int U, int RED>
 __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt, const uint32_t *__restrict__ Mt,
@@ -777,48 +403,40 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
                                                        unsigned long long *__restrict__ tick, int accum) {
   __shared__ int kept_g[64];
   __shared__ unsigned kept_need[64];
-  __shared__ float4 kept_x[64];
+  __shared__ uint2 kept_x[64];  // the group's 4 inputs, dropped ones zeroed
   __shared__ int warp_count[2];
   __shared__ float red[8][256];
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int groups = in >> 2;
   bool keep = false;
-  unsigned need = 0;
-  float4 xm = make_float4(0.f, 0.f, 0.f, 0.f);
+  unsigned need = 0, ball = 0;
+  uint2 xm = make_uint2(0u, 0u);
   int gg = blockIdx.y * 64 + tid;
   if (tid < 64) {
     if (gg < groups) {
-      float v[4];
+      uint2 xr = __ldg(reinterpret_cast<const uint2 *>(x) + gg);
+      const T *h = reinterpret_cast<const T *>(&xr);
+      unsigned kb = 0;  // bit j: input 4 gg + j survives
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float f = Elem<T>::to_f(x[4 * gg + j]);
-        v[j] = fabsf(f) > t ? f : 0.f;
-      }
-      bool k0 = v[0] != 0.f, k1 = v[1] != 0.f, k2 = v[2] != 0.f, k3 = v[3] != 0.f;
-      need = (unsigned)(k0 || k1 || k2) | (unsigned)(k1 || k2 || k3) << 1;
+      for (int j = 0; j < 4; ++j) kb |= (unsigned)(fabsf(Elem<T>::to_f(h[j])) > t) << j;
+      xm = make_uint2(xr.x & ((kb & 1u ? 0xFFFFu : 0u) | (kb & 2u ? 0xFFFF0000u : 0u)),
+                      xr.y & ((kb & 4u ? 0xFFFFu : 0u) | (kb & 8u ? 0xFFFF0000u : 0u)));
+      need = (unsigned)((kb & 7u) != 0) | (unsigned)((kb & 14u) != 0) << 1;
       keep = need != 0;
-      xm = make_float4(v[0], v[1], v[2], v[3]);
     }
-    unsigned ball = __ballot_sync(0xffffffffu, keep);
+    ball = __ballot_sync(0xffffffffu, keep);
     if (lane == 0) warp_count[warp] = __popc(ball);
-    __syncwarp();
-    if (keep) {
-      int pos = __popc(ball & ((1u << lane) - 1u));
-      kept_g[warp * 32 + pos] = gg;  // compacted per warp first; warp 1's list moved below
-      kept_need[warp * 32 + pos] = need;
-      kept_x[warp * 32 + pos] = xm;
-    }
   }
   __syncthreads();
-  int n0 = warp_count[0], nk = n0 + warp_count[1];
+  int nk = warp_count[0] + warp_count[1];
+  if (keep) {
+    int pos = (warp ? warp_count[0] : 0) + __popc(ball & ((1u << lane) - 1u));
+    kept_g[pos] = gg;
+    kept_need[pos] = need;
+    kept_x[pos] = xm;
+  }
+  __syncthreads();
   if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
-  // close the gap between warp 0's and warp 1's lists (read all, sync, write)
-  int mg = 0; unsigned mn = 0; float4 mx = make_float4(0.f, 0.f, 0.f, 0.f);
-  bool mv = tid >= 32 && tid < 32 + warp_count[1];
-  if (mv) mg = kept_g[tid], mn = kept_need[tid], mx = kept_x[tid];
-  __syncthreads();
-  if (mv) kept_g[n0 + tid - 32] = mg, kept_need[n0 + tid - 32] = mn, kept_x[n0 + tid - 32] = mx;
-  __syncthreads();
   int o = blockIdx.x * 256 + lane * 8;
   bool live = o < out;
   int ow = o >> 3;
@@ -844,14 +462,19 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
     for (int u = 0; u < U; ++u) {
       int j = j0 + 8 * u;
       if (j < nk) {
-        float4 xs = kept_x[j];
+        uint2 xs = kept_x[j];
         float a[8], b[8];
         unpack8<T>(v0[u], a);
         unpack8<T>(v1[u], b);
+        unsigned sel[4];
+        pair_selectors(mw[u], sel);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-          unsigned nib = (mw[u] >> (4 * i)) & 0xFu;
-          acc[i] += a[i] * pick4(xs.x, xs.y, xs.z, xs.w, nib & 3u) + b[i] * pick4(xs.x, xs.y, xs.z, xs.w, nib >> 2);
+          unsigned sw = sel[(i & 1) | (i >> 2) << 1];
+          unsigned pr = __byte_perm(xs.x, xs.y, (i & 2) ? sw >> 16 : sw);  // (x[i0], x[i1])
+          float xp[2];
+          unpack2<T>(pr, xp);
+          acc[i] += a[i] * xp[0] + b[i] * xp[1];
         }
       }
     }

@@ -74,9 +74,9 @@ def _x(x, in_features, dtype):
     return x, x2
 
 
-def _teal_x_t(x, t, in_f, dtype):
+def _teal_x_t(x, t, in_f, dtype, align=None):
     """The TEAL kernels' activation ``x[in]`` (the weight's dtype) and a non-NaN threshold ``t``."""
-    x = as_device("x", x, dtypes=_HALF, ndim=1)
+    x = as_device("x", x, dtypes=_HALF, ndim=1, align=align)
     if x.shape[0] != in_f or x.dtype != dtype:
         raise NMRefValueError(f"x must be [{in_f}] of dtype {dtype}, got {x.shape} {x.dtype}")
     t = float(t)
@@ -253,7 +253,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     if half % 2 or out_f % 8 or meta_t.shape != (in_f // 4, out_f // 8):
         raise NMRefValueError(f"values_t {values_t.shape} and meta_t {meta_t.shape} are not a transposed packed "
                               f"2:4 layout: expected [in/2, out] and [in/4, out/8] with in % 4 == 0, out % 8 == 0")
-    x, t = _teal_x_t(x, t, in_f, values_t.dtype)
+    x, t = _teal_x_t(x, t, in_f, values_t.dtype, align=8)  # a group's 4 inputs are one 8-byte load
     if variant not in (4, 8):
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _teal_out(out, out_f, accumulate)

@@ -172,6 +172,9 @@ def test_vector_kernels_reject_misaligned_views():
     with pytest.raises(nmref.NMRefValueError, match="values_t " + msg.format(16)):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.zeros(64, cp.float16), shifted((32, 16), cp.float16),
                                                 cp.zeros((16, 2), cp.uint32), 0.5)
+    with pytest.raises(nmref.NMRefValueError, match="x " + msg.format(8)):
+        nmref_gpu.gemv_input_sparse_24_packed_t(shifted((64,), cp.float16), cp.zeros((32, 16), cp.float16),
+                                                cp.zeros((16, 2), cp.uint32), 0.5)
     with pytest.raises(nmref.NMRefValueError, match="meta_mma " + msg.format(8)):
         nmref_gpu.gemv_24_mma(cp.zeros(64, cp.float16), cp.zeros((16, 32), cp.float16), shifted((1, 32), cp.uint32))
 
@@ -305,6 +308,38 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt[:, :-1]), cp.asarray(mt), t)
     with pytest.raises(nmref.NMRefValueError, match="NaN"):
         nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), float("nan"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gemv_input_sparse_24_packed_t_every_pair_in_every_nibble(dtype):
+    """The kernel picks each output's pair (x[i0], x[i1]) from its nibble by byte permutes: every one of the
+    6 kept pairs at every nibble position 0..7 of a metadata word, with inputs ±2^k (a wrong pick changes the
+    exact result), all inputs kept, then the odd inputs dropped (zeroed slots and skipped loads)."""
+    dt = np.dtype(np.float16) if dtype == "float16" else _bf16_or_skip()
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    out_f, groups = 48, 24
+    w = np.zeros((out_f, 4 * groups), np.float32)
+    for o in range(out_f):
+        for g in range(groups):
+            i0, i1 = pairs[(o + g + o // 8) % 6]
+            w[o, 4 * g + i0], w[o, 4 * g + i1] = 1 + (o % 7) / 8, -1 - (g % 5) / 8
+    w = w.astype(dt)
+    seen = {(o % 8, pairs[(o + g + o // 8) % 6]) for o in range(out_f) for g in range(groups)}
+    assert len(seen) == 8 * 6
+    k = np.arange(4 * groups)
+    x = ((-1.0) ** k * 2.0 ** (k % 8 - 4)).astype(dt)
+    vt, mt = nmref.compress_24_packed_t(w)
+    for t in (-1.0, 2.0 ** -3.5):  # all kept; then the |x| = 2^-4 inputs (k % 8 == 0) dropped
+        ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
+        for variant in (4, 8):
+            out = cp.full(out_f, np.nan, dtype=cp.float32)
+            y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
+                                                        variant=variant)
+            np.testing.assert_array_equal(y.get(), ref.astype(np.float32))
+    t = 2.0 ** 0.5  # only |x| = 2^1..2^3 kept: slots of groups whose kept inputs miss them are skipped
+    ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
+    y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t)
+    np.testing.assert_array_equal(y.get(), ref.astype(np.float32))
 
 
 @pytest.mark.parametrize("kind", ["ast_update", "ast_gradient", "adams", "adams_in_gradient", "adams_update"])
