@@ -376,7 +376,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
 // bytes [2 i0, 2 i0 + 1, 2 i1, 2 i1 + 1] = 0x1010 + 0x22 * (i0 | i1 << 8). They are built two outputs per
 // word (bytes [i0, i1, i0', i1'], each <= 3, so the multiply does not carry between bytes): sel[0] holds
 // outputs 0 (low half) and 2 (high half), sel[1] 1 and 3, sel[2] 4 and 6, sel[3] 5 and 7. Per output, one
-// byte permute replaces two 4-way selects (1.13-1.26x less time for the kernel, docs/benchmarks.md).
+// byte permute replaces two 4-way selects (1.11-1.25x less time for the kernel on the H100, docs/benchmarks.md).
 __device__ __forceinline__ void pair_selectors(uint32_t mw, unsigned (&sel)[4]) {
   unsigned lo = mw & 0x0F0F0F0Fu, hi = (mw >> 4) & 0x0F0F0F0Fu;  // nibbles of outputs 0,2,4,6 / 1,3,5,7
   unsigned l0 = lo & 0x03030303u, l1 = (lo >> 2) & 0x03030303u;

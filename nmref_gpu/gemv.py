@@ -207,7 +207,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     added into ``out`` by float32 atomics by default, so the order, and the last bits, vary between
     runs (results agree to float32 rounding). ``deterministic=True`` (``"block"``, ``"block512"``):
     ``out = (out +) ((s_0 + s_1) + … + s_{n-1})`` in chunk order, bitwise reproducible run to run, at
-    1.04–1.16× the time (H100, docs/benchmarks.md). It keeps a workspace and counters per (device,
+    1.03–1.16× the time (H100, docs/benchmarks.md). It keeps a workspace and counters per (device,
     stream, shape) for the process's life; calls on one stream run in order and share them safely, and
     a captured CUDA graph replays correctly — but keeps the state of the stream it was captured on, so
     do not replay one graph on two streams at once."""
