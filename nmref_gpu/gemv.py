@@ -240,7 +240,8 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
 def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, variant: int = 4,
                                   accumulate: bool = False, deterministic: bool = False):
     """TEAL on a 2:4 weight: ``y = (x ⊙ 1[|x| > t]) (W⊙M)ᵀ`` from ``(values_t [in/2, out], meta_t
-    [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]``, ``out % 8 == 0``.
+    [in/4, out/8])`` of :func:`nmref.compress_24_packed_t` (on the device); ``x[in]`` (8-byte aligned: a
+    group's 4 inputs are one load), ``out % 8 == 0``.
     A group of 4 inputs is skipped when all four are dropped, and each of its two value slots when the
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). ``meta_t`` must be a valid
     layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8).
