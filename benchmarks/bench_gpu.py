@@ -3,6 +3,8 @@ PyTorch's semi-structured 2:4 (cuSPARSELt) and PyTorch's fused AdamW.
 
 Run (on the GPU machine): python benchmarks/bench_gpu.py [--out FILE]
 Each kernel is checked against nmref/float64 before it is timed; inputs are random (never zeros);
+the GEMV and TEAL kernels run with programmatic dependent launch (nmref_gpu/_launch.py) and, for the
+best variants, again without it (``programmatic_launch(False)``), side by side;
 weights rotate among enough copies to exceed the L2 cache; medians of CUDA-event timings.
 """
 from __future__ import annotations
@@ -180,8 +182,9 @@ def main():
               "GB/s on the bytes each kernel must read (dense: W; 2:4: values + metadata = 0.5625 of W), % of read "
               "bandwidth. Best of our variants per row; every variant's time is in the variants table below.", "",
               "| out×in | batch | cuBLAS µs (GB/s; torch.matmul in a CUDA graph) | dense µs (GB/s, %) [variant] | 2:4 µs (GB/s, %) [variant] "
-              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | default variant µs: dense, 2:4 packed, 2:4 mma.sp | rel err dense, 2:4 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| 2:4 vs cuBLAS | 2:4 vs our dense | torch 2:4 µs | default variant µs: dense, 2:4 packed, 2:4 mma.sp "
+              "| best variants without PDL µs: dense, 2:4 | rel err dense, 2:4 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     sp_names = [("sp",) + v for v in SP_VARIANTS]
     var_lines = ["| out×in | batch | kernel | " + " | ".join(vname(v) for v in VARIANTS + sp_names) + " |",
                  "|---|---|---|" + "---|" * (len(VARIANTS) + len(sp_names))]
@@ -224,6 +227,10 @@ def main():
                 es[("sp",) + v] = np.linalg.norm(nmref_gpu.gemv_24_mma(x, *mvals[0], out=y, variant=v).get() - ref24) / np.linalg.norm(ref24)
                 ts[("sp",) + v] = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y, variant=v))
             bd, bs = min(td, key=td.get), min(ts, key=ts.get)
+            with nmref_gpu.programmatic_launch(False):  # the same variants launched plainly
+                tdn = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y, variant=bd))
+                tsn = (graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y, variant=bs))
+                       if bs in VARIANTS else float("nan"))
             tdd = graph_bench(lambda: nmref_gpu.gemv(x, nw(), out=y))  # the defaults (default_variant)
             tsd = graph_bench(lambda: nmref_gpu.gemv_24_packed(x, *nv(), out=y))
             tspd = graph_bench(lambda: nmref_gpu.gemv_24_mma(x, *nm(), out=y))
@@ -242,7 +249,8 @@ def main():
             lines.append(f"| {out_f}×{in_f} | {batch} | {t_cub * 1e6:.1f} ({dense_bytes / t_cub / 1e9:.0f}) "
                          f"| {td[bd] * 1e6:.1f} ({pct(dense_bytes, td[bd])}) [{vname(bd)}] "
                          f"| {ts[bs] * 1e6:.1f} ({pct(sb, ts[bs])}) [{vname(bs)}] | {t_cub / ts[bs]:.2f}× | {td[bd] / ts[bs]:.2f}× "
-                         f"| {t_t * 1e6:.1f} | {tdd * 1e6:.1f}, {tsd * 1e6:.1f}, {tspd * 1e6:.1f} | {max(ed.values()):.1e}, {max(es.values()):.1e} |")
+                         f"| {t_t * 1e6:.1f} | {tdd * 1e6:.1f}, {tsd * 1e6:.1f}, {tspd * 1e6:.1f} | {tdn * 1e6:.1f}, {tsn * 1e6:.1f} "
+                         f"| {max(ed.values()):.1e}, {max(es.values()):.1e} |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | dense | " + " | ".join(f"{td[v] * 1e6:.1f}" for v in VARIANTS)
                              + " | —" * len(sp_names) + " |")
             var_lines.append(f"| {out_f}×{in_f} | {batch} | 2:4 | " + " | ".join(f"{ts[v] * 1e6:.1f}" for v in VARIANTS + sp_names) + " |")
@@ -260,8 +268,9 @@ def main():
               "`deterministic`: the chunks' partial sums added in a fixed order (bitwise reproducible), see docs/gpu.md.", "",
               "| out×in | p | cuBLAS µs | TEAL block µs | TEAL block512 µs | TEAL chunk32 µs | best vs cuBLAS | best vs our dense (target) "
               "| GB/s on needed bytes (%) | block, block512 accumulate µs | accumulate: GB/s (%) "
-              "| block, block512 deterministic µs | deterministic: GB/s (%), time vs best | rel err |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| block, block512 deterministic µs | deterministic: GB/s (%), time vs best "
+              "| without PDL µs: block, block accumulate | rel err |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         wfs = rotating(lambda: cp.asfortranarray(cp.asarray(w_h)), 0.35 * w_h.nbytes)  # p = 0.65 reads 35%
@@ -292,6 +301,9 @@ def main():
             tbd = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block", deterministic=True))
             t5d = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block512", deterministic=True))
             td = min(tbd, t5d)
+            with nmref_gpu.programmatic_launch(False):
+                tbn = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y, variant="block"))
+                tban = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=yacc, variant="block", accumulate=True))
             for v in ("block", "block512"):
                 y.fill(np.nan)
                 errs.append(np.linalg.norm(nmref_gpu.gemv_input_sparse(x, wfs[0], t, out=y, variant=v, deterministic=True).get() - ref) / np.linalg.norm(ref))
@@ -300,15 +312,15 @@ def main():
                          f"| {t_d / tt:.2f}× ({0.9 / (1 - p):.2f}×) | {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) "
                          f"| {tba * 1e6:.1f}, {t5a * 1e6:.1f} | {need / ta / 1e9:.0f} ({100 * need / ta / 1e9 / read_gbs:.0f}%) "
                          f"| {tbd * 1e6:.1f}, {t5d * 1e6:.1f} | {need / td / 1e9:.0f} ({100 * need / td / 1e9 / read_gbs:.0f}%), {td / tt:.2f}× "
-                         f"| {max(errs):.1e} |")
+                         f"| {tbn * 1e6:.1f}, {tban * 1e6:.1f} | {max(errs):.1e} |")
         print("\n".join(lines[-4:]), flush=True)
     lines += ["", "### Activation-sparse GEMV on a 2:4 weight (TEAL + 2:4), fp16, batch 1, transposed packed layout", "",
               "Needed bytes: per group of 4 inputs, slot 0 of the values (out × 2 B) if one of inputs 0..2 is kept, "
               "slot 1 if one of inputs 1..3 is, the nibbles (out × 0.5 B) if either. Compared with TEAL on the dense "
               "column-major W and with our 2:4 GEMV (batch 1, no activation sparsity).", "",
               "| out×in | p | cuBLAS µs | TEAL dense-W µs | 2:4 GEMV µs | TEAL+2:4 µs | vs cuBLAS | vs TEAL dense-W "
-              "| vs 2:4 GEMV | needed bytes / dense | GB/s on needed (%) | deterministic µs [U=4] | rel err |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| vs 2:4 GEMV | needed bytes / dense | GB/s on needed (%) | deterministic µs [U=4] | without PDL µs [same U] | rel err |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for out_f, in_f in SHAPES:
         w_h = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         vt_h, mt_h = nmref.compress_24_packed_t(w_h)
@@ -346,9 +358,11 @@ def main():
             tt = tu[bu]
             tb = graph_bench(lambda: nmref_gpu.gemv_input_sparse(x, nf(), t, out=y))
             tdet = graph_bench(lambda: nmref_gpu.gemv_input_sparse_24_packed_t(x, *nt(), t, out=y, deterministic=True))
+            with nmref_gpu.programmatic_launch(False):
+                tnp = graph_bench(lambda: nmref_gpu.gemv_input_sparse_24_packed_t(x, *nt(), t, out=y, variant=bu))
             lines.append(f"| {out_f}×{in_f} | {p:.2f} | {t_cub * 1e6:.1f} | {tb * 1e6:.1f} | {t_24 * 1e6:.1f} | {tt * 1e6:.1f} [U={bu}] "
                          f"| {t_cub / tt:.2f}× | {tb / tt:.2f}× | {t_24 / tt:.2f}× | {need / w_h.nbytes:.3f} "
-                         f"| {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) | {tdet * 1e6:.1f} | {err:.1e} |")
+                         f"| {need / tt / 1e9:.0f} ({100 * need / tt / 1e9 / read_gbs:.0f}%) | {tdet * 1e6:.1f} | {tnp * 1e6:.1f} | {err:.1e} |")
         print("\n".join(lines[-4:]), flush=True)
         del cts, cvals, wfs
     if args.teal_only:

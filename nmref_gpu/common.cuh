@@ -39,3 +39,19 @@ __device__ __forceinline__ void unpack2(uint32_t v, float f[2]) {
   f[0] = Elem<T>::to_f(h[0]);
   f[1] = Elem<T>::to_f(h[1]);
 }
+
+// Programmatic dependent launch (sm_90+; no-ops below, and when the kernel was launched without the
+// attribute): the protocol of the kernels nmref_gpu/_launch.py launches with it. pdl_wait() comes
+// before a block's first global-memory access (it returns once the preceding kernel has completed and
+// its writes are visible); pdl_launch_dependents() after its main loop, so that at most the next kernel
+// is scheduled early.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}

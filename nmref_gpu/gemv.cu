@@ -259,6 +259,14 @@ __global__ void gemv_24_rows(const T *__restrict__ vals, const uint32_t *__restr
   store_rows<R, B>(acc, y, row0, out, batch, lane);
 }
 
+// The zero fill before a fresh atomic TEAL result, keeping the programmatic-dependent-launch protocol
+// (common.cuh), so that the TEAL kernel after it may be scheduled while it runs.
+extern "C" __global__ void teal_zero(float *__restrict__ y, int n) {
+  pdl_wait();
+  pdl_launch_dependents();
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = 0.f;
+}
+
 // How the TEAL block kernels combine the partial sums s_j of a tile's input chunks j = 0..n-1 (n = gridDim.y):
 //  * TEAL_ATOMIC: y += s_j by float32 atomicAdd (y is the caller's residual, or was zero-filled);
 //    the summation order varies between runs;
@@ -320,6 +328,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
   __shared__ int warp_count[8];
   __shared__ float red[8][256];
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
   int nk = 0;
 #pragma unroll
   for (int c = 0; c < CH / 256; ++c) {
@@ -368,6 +377,7 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
       }
     }
   }
+  pdl_launch_dependents();
   teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
 }
 
@@ -407,6 +417,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
   __shared__ int warp_count[2];
   __shared__ float red[8][256];
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
   int groups = in >> 2;
   bool keep = false;
   unsigned need = 0, ball = 0;
@@ -479,6 +490,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
       }
     }
   }
+  pdl_launch_dependents();
   teal_block_reduce<RED>(red, acc, y, out, ws, tick, accum);
 }
 
@@ -677,6 +689,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
   float acc[NT][4] = {};
   int nsup = (in + 63) >> 6;
+  pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
   auto load = [&](MmaStep<NT, SP> &st, int s) {
     int k = s * 64 + 16 * t;
     bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
@@ -685,6 +698,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   };
   auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
+  pdl_launch_dependents();
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 

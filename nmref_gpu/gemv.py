@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from nmref._checks import NMRefValueError
+from ._launch import launch
 from ._module import as_device, blocks, ctype, cupy, module
 
 _HALF = {"float16", "bfloat16"}
@@ -24,7 +25,7 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
-    tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + \
+    tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
           for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
@@ -105,7 +106,7 @@ def _launch(kind, dtype, batch, out_f, args, variant):
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
                                 f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{str(tag == 'mma+pf').lower()}>")
-        k((blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
+        launch(k, (blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
@@ -180,13 +181,14 @@ def _teal_launch(kernel, targs, grid, args, out_f, y, accumulate, deterministic)
         tick, ws = y, y  # unused by the atomic kernels
         _teal_zero_fill(y, accumulate)
     red = _ORDERED if deterministic else _ATOMIC
-    _mod().get_function(f"{kernel}<{targs},{red}>")(grid, (256,), args + (ws, tick, np.int32(accumulate)))
+    launch(_mod().get_function(f"{kernel}<{targs},{red}>"), grid, (256,), args + (ws, tick, np.int32(accumulate)))
 
 
 def _teal_zero_fill(y, accumulate):
-    """Atomic kernels add into ``y``: a fresh result starts from zero (one fill launch)."""
+    """Atomic kernels add into ``y``: a fresh result starts from zero (one fill launch, which keeps the
+    programmatic-dependent-launch protocol so that the TEAL kernel may be scheduled while it runs)."""
     if not accumulate:
-        y.fill(0)
+        launch(_mod().get_function("teal_zero"), (min(blocks(y.size, 256), 1024),), (256,), (y, np.int32(y.size)))
 
 
 def _teal_out(out, out_f, accumulate):

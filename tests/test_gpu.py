@@ -414,3 +414,56 @@ def test_masks_order_subnormals(dtype):
         got, flips = nmref_gpu.refresh_mask(cp.asarray(w), cp.asarray(old))
         ref, rflips = nmref.refresh_mask(w, old, 2, 4)
         assert np.array_equal(got.get(), ref) and flips == rflips
+
+
+def test_programmatic_launch_is_active_on_sm90():
+    major_minor = int(cp.cuda.Device().compute_capability)
+    from nmref_gpu._launch import pdl_active
+    assert pdl_active() == (major_minor >= 90 and os.environ.get("NMREF_GPU_PDL", "1") != "0")
+    with nmref_gpu.programmatic_launch(False):
+        assert not pdl_active()
+
+
+@pytest.mark.parametrize("pdl", [True, False])
+def test_programmatic_launch_keeps_stream_order(pdl):
+    """Dependent launches may start early but must wait for the kernel ahead: a CUDA graph of 8 rounds, each
+    a dense GEMV writing y (alternating-sign weight copies), a TEAL call adding into the same y
+    (accumulate: its atomics must land after the GEMV's stores), a 2:4 GEMV overwriting y2, and a fresh TEAL
+    result into y3 (its zero fill must come after the previous round's atomics). The last round's values
+    must come out, on every replay."""
+    rng = np.random.default_rng(11)
+    out_f, in_f = 4104, 1056
+    w = rand(rng, (out_f, in_f), np.float16)
+    ws = [cp.asarray(w) * (1 if i % 2 == 0 else -1) for i in range(2)]
+    wt = rand(rng, (out_f, in_f), np.float16)
+    wts = [cp.asfortranarray(cp.asarray(wt) * (1 if i % 2 == 0 else -1)) for i in range(2)]
+    vals, meta = nmref.compress_24_packed(w)
+    vs = [(cp.asarray(vals) * (1 if i % 2 == 0 else -1), cp.asarray(meta)) for i in range(2)]
+    x = rand(rng, in_f, np.float16)
+    xd = cp.asarray(x)
+    t = nmref.exact_threshold(x, 0.5)
+    y, y2, y3 = (cp.empty(out_f, dtype=cp.float32) for _ in range(3))
+    rounds = 8
+    stream = cp.cuda.Stream(non_blocking=True)
+    with nmref_gpu.programmatic_launch(pdl), stream:
+        for i in range(2):  # compile and warm outside the capture
+            nmref_gpu.gemv(xd, ws[i], out=y.reshape(1, -1))
+        stream.begin_capture()
+        for r in range(rounds):
+            nmref_gpu.gemv(xd, ws[r % 2], out=y.reshape(1, -1))
+            nmref_gpu.gemv_input_sparse(xd, wts[r % 2], t, out=y, accumulate=True)
+            nmref_gpu.gemv_24_packed(xd, *vs[r % 2], out=y2.reshape(1, -1))
+            nmref_gpu.gemv_input_sparse(xd, wts[r % 2], t, out=y3)
+        graph = stream.end_capture()
+        sign = 1 if (rounds - 1) % 2 == 0 else -1
+        dense = sign * (x.astype(np.float64) @ w.astype(np.float64).T)
+        teal = sign * (nmref.sparsify(x, t).astype(np.float64) @ wt.astype(np.float64).T)
+        ref24 = sign * (x.astype(np.float64) @ nmref.decompress_24_packed(vals, meta).astype(np.float64).T)
+        for _ in range(5):
+            for a in (y, y2, y3):
+                a.fill(np.nan)
+            graph.launch(stream)
+            stream.synchronize()
+            assert rel_err(y.get(), dense + teal) < 1e-5
+            assert rel_err(y2.get(), ref24) < 1e-5
+            assert rel_err(y3.get(), teal) < 1e-5
