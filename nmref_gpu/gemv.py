@@ -209,7 +209,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     added into ``out`` by float32 atomics by default, so the order, and the last bits, vary between
     runs (results agree to float32 rounding). ``deterministic=True`` (``"block"``, ``"block512"``):
     ``out = (out +) ((s_0 + s_1) + … + s_{n-1})`` in chunk order, bitwise reproducible run to run, at
-    1.03–1.16× the time (H100, docs/benchmarks.md). It keeps a workspace and counters per (device,
+    1.09–1.27× the time (H100, docs/benchmarks.md). It keeps a workspace and counters per (device,
     stream, shape) for the process's life; calls on one stream run in order and share them safely, and
     a captured CUDA graph replays correctly — but keeps the state of the stream it was captured on, so
     do not replay one graph on two streams at once."""
@@ -248,7 +248,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
     inputs it can hold are (see :func:`nmref.gemv_input_sparse_24_packed_t`). ``meta_t`` must be a valid
     layout (nibbles ``i0 < i1``; not checked on the device). ``variant``: groups per lane in flight (4 or 8).
     ``accumulate=True``: ``out +=`` the product; summation (float32 atomics, or chunk order with
-    ``deterministic=True``, here at 1.05–1.23× the time on the H100) as :func:`gemv_input_sparse`."""
+    ``deterministic=True``, here at 1.10–1.25× the time on the H100) as :func:`gemv_input_sparse`."""
     values_t = as_device("values_t", values_t, dtypes=_HALF, ndim=2, align=16)
     meta_t = as_device("meta_t", meta_t, dtypes={"uint32"}, ndim=2)
     half, out_f = values_t.shape
