@@ -702,80 +702,6 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
 }
 
-// ---- split-K by 2 over a pair of blocks: even work per SM when a grid's 16-row tiles do not divide evenly ----
-// With all blocks resident at once, the SMs holding ceil(tiles / SMs) tiles finish last; batch-16 2:4 is
-// limited per SM (expansion and x traffic per weight byte), so e.g. 320 tiles on 132 SMs (2.42 each) ran as
-// slowly as 396 (3.00). Halving each tile's work doubles the units (640: 4.85 each, ceil 5).
-// Block (tile, h), h = blockIdx.y in {0, 1}: its warp w runs super-steps h*KW + w, + 2*KW, ...; the block's
-// partial sums go to ws[tile, h] and it takes a ticket from the tile's counter; the block with the second
-// ticket writes y = s_0 + s_1 (a fixed order: bitwise reproducible). The counter only grows (call c takes
-// tickets 2c, 2c + 1), so nothing is reset between calls and a CUDA graph can replay the launch.
-template <int KW, int NT>
-__device__ __forceinline__ void reduce_store_k2(float (&red)[KW][16][8 * NT], const float (&acc)[NT][4],
-                                                float *__restrict__ y, int row0, int out, int batch,
-                                                float *__restrict__ ws, unsigned long long *__restrict__ tick) {
-  __shared__ bool last;
-  constexpr int E = 16 * 8 * NT;  // a tile's partial sums: 16 rows x 8 NT batch columns
-  int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) red[warp][g + 8 * (i >> 1)][8 * j + 2 * t + (i & 1)] = acc[j][i];
-  __syncthreads();
-  float *mine = ws + ((size_t)blockIdx.x * 2 + blockIdx.y) * E;
-  for (int idx = threadIdx.x; idx < E; idx += blockDim.x) {
-    int r = idx & 15, b = idx >> 4;
-    float sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < KW; ++w) sum += red[w][r][b];
-    __stcg(mine + idx, sum);
-  }
-  __syncthreads();  // the block's stores happen before thread 0's fence and ticket (cumulative release)
-  if (threadIdx.x == 0) {
-    __threadfence();
-    last = atomicAdd(tick + blockIdx.x, 1ull) & 1ull;
-    __threadfence();
-  }
-  __syncthreads();
-  if (!last) return;
-  const float *p = ws + (size_t)blockIdx.x * 2 * E;  // written by this SM and another: bypass L1
-  for (int idx = threadIdx.x; idx < E; idx += blockDim.x) {
-    int r = idx & 15, b = idx >> 4;
-    if (b < batch && row0 + r < out) y[(size_t)b * out + row0 + r] = __ldcg(p + idx) + __ldcg(p + E + idx);
-  }
-}
-
-// gemv_mma with K split over the two blocks (tile, 0) and (tile, 1) of a (tiles, 2) grid; ws: float32
-// [tiles, 2, 16 * 8 NT], tick: uint64 [tiles], both kept across calls (see reduce_store_k2).
-template <typename T, int NT, bool SP, int KW, int D, bool PF>
-__global__ void __launch_bounds__(32 * KW) gemv_mma_k2(const T *__restrict__ W, const uint32_t *__restrict__ meta,
-                                                       const T *__restrict__ x, float *__restrict__ y, int out,
-                                                       int in, int batch, float *__restrict__ ws,
-                                                       unsigned long long *__restrict__ tick) {
-  __shared__ float red[KW][16][8 * NT];
-  __shared__ uint32_t tab[16];
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (SP) {
-    if (threadIdx.x < 16) tab[threadIdx.x] = expand_entry(threadIdx.x);
-    __syncthreads();
-  }
-  int row0 = blockIdx.x * 16;
-  int rows[2] = {min(row0 + g, out - 1), min(row0 + g + 8, out - 1)};
-  float acc[NT][4] = {};
-  int nsup = (in + 63) >> 6;
-  pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
-  auto load = [&](MmaStep<NT, SP> &st, int s) {
-    int k = s * 64 + 16 * t;
-    bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
-    load_w<T, NT, SP, PF>(st, W, meta, rows, in, k, ok0, ok1);
-    load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
-  };
-  auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
-  run_steps<MmaStep<NT, SP>, 2 * KW, D>(load, compute, blockIdx.y * KW + warp, nsup);
-  pdl_launch_dependents();
-  reduce_store_k2<KW, NT>(red, acc, y, row0, out, batch, ws, tick);
-}
-
 // ---- sparse tensor cores: mma.sp m16n8k32 on nmref's mma 2:4 layout (nmref.compress_24_mma) ----
 // OM: the ::ordered_metadata form (PTX 8.5; requires i0 < i1, which the layout guarantees) that ptxas
 // recommends for newer architectures; both forms are kept to measure them side by side.
@@ -870,13 +796,7 @@ GEMV_MMA_SP_T(__nv_bfloat16)
 #define GEMV_MMA_PF(T, NT, KW, D, PF)                                                                               \
   template __global__ void gemv_mma<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int); \
   template __global__ void gemv_mma<T, NT, true, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA_K2(T, NT, KW, D, PF)                                                                       \
-  template __global__ void gemv_mma_k2<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, \
-                                                                int, int, float *, unsigned long long *);             \
-  template __global__ void gemv_mma_k2<T, NT, true, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int,  \
-                                                               int, int, float *, unsigned long long *);
-#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false) GEMV_MMA_PF(T, NT, KW, D, true) \
-  GEMV_MMA_K2(T, NT, KW, D, false) GEMV_MMA_K2(T, NT, KW, D, true)
+#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false) GEMV_MMA_PF(T, NT, KW, D, true)
 #define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
   GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)

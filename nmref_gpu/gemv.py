@@ -26,8 +26,8 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
-    tuple(f"{k}<{t},{nt},{sp},{kw},{u},{pf}>" for k in ("gemv_mma", "gemv_mma_k2") for t in _TYPES for nt in (1, 2)
-          for sp in ("false", "true") for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
@@ -35,10 +35,7 @@ _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TY
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
 #: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
 #: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last)
-#: "mma+k2", "mma+pf+k2": the same with each tile's K split over two
-#: blocks (twice the work units, for grids whose tiles do not spread evenly over the SMs), combined in a fixed order
-_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf", "mma+k2", "mma+pf+k2")
-             for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf") for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 
 
 def default_variant(kind: str, out_features: int, batch: int):
@@ -102,35 +99,14 @@ def _out(out, shape):
     return out
 
 
-#: per (device, stream, tiles, splits, size): the ordered reductions' ticket counters (uint64 per tile, only
-#: growing, so never reset; every call adds ``splits`` to each) and the splits' float32 partial sums
-#: [splits * size] — for deterministic TEAL (splits = input chunks, size = out) and the split-K GEMV
-#: (splits = 2, size = tiles x 16 x 8 NT). Kept for the process's life, so a call captured in a CUDA graph
-#: keeps valid pointers; calls on one stream run in order, so they may share them.
-_SPLIT_STATE: dict = {}
-
-
-def _split_state(ntiles, nsplit, size):
-    cp = cupy()
-    key = (cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, ntiles, nsplit, size)
-    if key not in _SPLIT_STATE:
-        _SPLIT_STATE[key] = (cp.zeros(ntiles, dtype=cp.uint64), cp.empty(nsplit * size, dtype=cp.float32))
-    return _SPLIT_STATE[key]
-
-
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = default_variant(kind, out_f, batch) if variant is None else variant
     if isinstance(v, tuple) and v in _MMA:
         tag, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
-        nt, tiles = 1 if batch <= 8 else 2, blocks(out_f, 16)
-        targs = (f"{ctype(dtype)},{nt},{'true' if kind == 'gemv_24' else 'false'},{kw},{u},"
-                 f"{str(tag.startswith('mma+pf')).lower()}")
-        if tag.endswith("+k2"):  # K split over two blocks per tile, combined in a fixed order
-            tick, ws = _split_state(tiles, 2, tiles * 128 * nt)
-            launch(_mod().get_function(f"gemv_mma_k2<{targs}>"), (tiles, 2), (32 * kw,), (w, meta) + tuple(rest) + (ws, tick))
-        else:
-            launch(_mod().get_function(f"gemv_mma<{targs}>"), (tiles,), (32 * kw,), (w, meta) + tuple(rest))
+        k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{str(tag == 'mma+pf').lower()}>")
+        launch(k, (blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
@@ -180,12 +156,27 @@ def gemv_24_packed(x, values, meta, *, out=None, variant=None):
 
 #: TEAL block kernels' ways of combining the input chunks' partial sums (gemv.cu, TealRed)
 _ATOMIC, _ORDERED = 0, 1
+#: per (device, stream, tiles, chunks, out): the deterministic reduction's ticket counters (uint64 per
+#: tile, only growing, so never reset) and the chunks' float32 partial sums [chunks * out]. Kept for the
+#: process's life, so a call captured in a CUDA graph keeps valid pointers; calls on one stream run in
+#: order, so they may share them.
+_TEAL_STATE: dict = {}
+
+
+def _teal_state(ntiles, nsplit, out_f):
+    cp = cupy()
+    key = (cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, ntiles, nsplit, out_f)
+    if key not in _TEAL_STATE:
+        _TEAL_STATE[key] = (cp.zeros(ntiles, dtype=cp.uint64), cp.empty(nsplit * out_f, dtype=cp.float32))
+    return _TEAL_STATE[key]
+
+
 def _teal_launch(kernel, targs, grid, args, out_f, y, accumulate, deterministic):
     """Launch TEAL block kernel ``kernel<targs, RED>`` over ``grid = (output tiles, input chunks)``: partial
     sums combined in chunk order (``deterministic``) or by float32 atomics into ``y`` (zero-filled first
     unless ``accumulate``)."""
     if deterministic:
-        tick, ws = _split_state(grid[0], grid[1], out_f)
+        tick, ws = _teal_state(grid[0], grid[1], out_f)
     else:
         tick, ws = y, y  # unused by the atomic kernels
         _teal_zero_fill(y, accumulate)

@@ -12,7 +12,7 @@ from nmref_gpu import _launch
 
 GEMV_CU = (Path(__file__).resolve().parents[1] / "nmref_gpu" / "gemv.cu").read_text()
 #: the kernels nmref_gpu/gemv.py starts through _launch.launch
-PDL_KERNELS = ["gemv_mma", "gemv_mma_k2", "gemv_teal_blk", "gemv_teal24_blk", "teal_zero"]
+PDL_KERNELS = ["gemv_mma", "gemv_teal_blk", "gemv_teal24_blk", "teal_zero"]
 
 
 def test_launch_structs_match_cuda_h():
