@@ -30,6 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from nmref._checks import NMRefTypeError
+from ._module import cupy
 
 #: CUlaunchAttributeID CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (cuda.h)
 _ATTR_PROGRAMMATIC_STREAM_SERIALIZATION = 6
@@ -77,14 +78,12 @@ def _driver():
 
 @lru_cache(maxsize=None)
 def _capable(device_id: int) -> bool:
-    import cupy as cp
-    return int(cp.cuda.Device(device_id).compute_capability) >= 90 and _driver() is not None
+    return int(cupy().cuda.Device(device_id).compute_capability) >= 90 and _driver() is not None
 
 
 def pdl_active() -> bool:
     """Whether :func:`launch` uses programmatic dependent launch here and now."""
-    import cupy as cp
-    return _ENABLED.get() and _capable(cp.cuda.Device().id)
+    return _ENABLED.get() and _capable(cupy().cuda.Device().id)
 
 
 def kernel_params(args) -> list:
@@ -112,7 +111,6 @@ def launch(kernel, grid, block, args) -> None:
     if not pdl_active():
         kernel(grid, block, args)
         return
-    import cupy as cp
     fn, name = _driver()
     vals = kernel_params(args)
     params = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
@@ -120,7 +118,7 @@ def launch(kernel, grid, block, args) -> None:
     attr.value[0] = 1  # programmaticStreamSerializationAllowed
     g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
     b = tuple(int(v) for v in block) + (1,) * (3 - len(block))
-    cfg = LaunchConfig(*g, *b, 0, cp.cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
+    cfg = LaunchConfig(*g, *b, 0, cupy().cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
     status = fn(ctypes.byref(cfg), kernel.kernel.ptr, params, None)
     if status:
         msg = ctypes.c_char_p()

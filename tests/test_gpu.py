@@ -434,11 +434,12 @@ def test_programmatic_launch_keeps_stream_order(pdl):
     rng = np.random.default_rng(11)
     out_f, in_f = 4104, 1056
     w = rand(rng, (out_f, in_f), np.float16)
-    ws = [cp.asarray(w) * (1 if i % 2 == 0 else -1) for i in range(2)]
+    signs = (1, -1)  # round r uses the copies of sign signs[r % 2]
+    ws = [cp.asarray(w) * s for s in signs]
     wt = rand(rng, (out_f, in_f), np.float16)
-    wts = [cp.asfortranarray(cp.asarray(wt) * (1 if i % 2 == 0 else -1)) for i in range(2)]
+    wts = [cp.asfortranarray(cp.asarray(wt) * s) for s in signs]
     vals, meta = nmref.compress_24_packed(w)
-    vs = [(cp.asarray(vals) * (1 if i % 2 == 0 else -1), cp.asarray(meta)) for i in range(2)]
+    vs = [(cp.asarray(vals) * s, cp.asarray(meta)) for s in signs]
     x = rand(rng, in_f, np.float16)
     xd = cp.asarray(x)
     t = nmref.exact_threshold(x, 0.5)
@@ -455,7 +456,7 @@ def test_programmatic_launch_keeps_stream_order(pdl):
             nmref_gpu.gemv_24_packed(xd, *vs[r % 2], out=y2.reshape(1, -1))
             nmref_gpu.gemv_input_sparse(xd, wts[r % 2], t, out=y3)
         graph = stream.end_capture()
-        sign = 1 if (rounds - 1) % 2 == 0 else -1
+        sign = signs[(rounds - 1) % 2]
         dense = sign * (x.astype(np.float64) @ w.astype(np.float64).T)
         teal = sign * (nmref.sparsify(x, t).astype(np.float64) @ wt.astype(np.float64).T)
         ref24 = sign * (x.astype(np.float64) @ nmref.decompress_24_packed(vals, meta).astype(np.float64).T)
