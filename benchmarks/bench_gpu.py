@@ -43,7 +43,7 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c")
                                               for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))]
 
 
@@ -53,7 +53,7 @@ SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the com
 def vname(v):
     if isinstance(v, tuple) and v[0] == "sp":
         return "mma.sp%s %d×%d" % (" ordered" if v[3] else "", v[1], v[2])
-    return "%s %d×%d" % v if isinstance(v, tuple) and v[0] in ("mma", "mma+pf") else str(v)
+    return "%s %d×%d" % v if isinstance(v, tuple) and isinstance(v[0], str) and v[0].startswith("mma") else str(v)
 
 
 def graph_bench(fn, k=20, reps=30):
@@ -258,7 +258,8 @@ def main():
     lines += ["", "GEMV variants, µs (`warp`: one warp per row, the first version; `(R, U)`: R rows per warp, "
               "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
               "splitting K, D super-steps of 64 columns in flight per warp, 2 = software-pipelined; `mma+pf`: the same "
-              "with weight loads that prefetch their 256-byte block into L2 and skip L1, x kept in L1):", ""] + var_lines
+              "with weight loads that prefetch their 256-byte block into L2 and skip L1, x kept in L1; `mma+pf+2c`: `mma+pf` "
+              "with two accumulator chains per batch tile, consecutive mma independent):", ""] + var_lines
     if args.gemv_only:
         return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",

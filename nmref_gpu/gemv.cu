@@ -645,36 +645,56 @@ __device__ __forceinline__ void load_x(MmaStep<NT, SP> &st, const T *__restrict_
 }
 
 // One super-step's math: A = 16 rows x 64 columns (2:4: expanded to dense in registers), B = x^T,
-// four m16n8k16 mma per 8-wide batch tile into a fresh accumulator, added to acc in IEEE float32.
-template <typename T, int NT, bool SP>
+// four m16n8k16 mma per 8-wide batch tile into fresh accumulators, added to acc in IEEE float32.
+// C = accumulator chains per batch tile. C = 1: the tile's 4 mma chain into one accumulator, tile after
+// tile. C = 2: k16 steps 0, 2 and 1, 3 go into two accumulators, and consecutive mma are independent
+// (step outer, tile inner). mma_16816 is asm volatile, so this program order is the issue order, and a
+// warp issues in order: with C = 1 each mma waits for the one before; C = 2 measured up to 1.14x faster
+// for 2:4 at batch 1-4, and slower at batch 16 on some shapes (docs/benchmarks.md), hence a variant.
+template <typename T, int NT, bool SP, int C>
 __device__ __forceinline__ void mma_step(const MmaStep<NT, SP> &st, const uint32_t *tab, float (&acc)[NT][4]) {
+  static_assert(C == 1 || C == 2, "one or two accumulator chains");
   uint32_t a[2][8];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if constexpr (SP) expand_24(st.w[r][0], st.m[r], tab, a[r]);
     else to_words(st.w[r][0], st.w[r][1], a[r]);
   }
+  uint32_t b[NT][8];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) {
-    uint32_t b[8];
-    to_words(st.x[j][0], st.x[j][1], b);
-    // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
-    // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
-    // super-step's 64 products go into a fresh accumulator, added to the running sum in IEEE fp32.
-    float part[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int j = 0; j < NT; ++j) to_words(st.x[j][0], st.x[j][1], b[j]);
+  // The tensor core aligns the products to the largest exponent and truncates: chaining the whole
+  // K into one accumulator biases the sum (measured 1-4e-6 relative error at K = 4k-14k). Each
+  // super-step's 64 (C = 2: twice 32) products go into fresh accumulators, added to the running sum
+  // in IEEE fp32.
+  float part[NT][C][4] = {};
+  if constexpr (C == 1) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int s = 0; s < 4; ++s)
+        mma_16816<T>(part[j][0], a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[j][2 * s], b[j][2 * s + 1]);
+  } else {
 #pragma unroll
     for (int s = 0; s < 4; ++s)
-      mma_16816<T>(part, a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[2 * s], b[2 * s + 1]);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[j][i] += part[i];
+      for (int j = 0; j < NT; ++j)
+        mma_16816<T>(part[j][s & 1], a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1], b[j][2 * s], b[j][2 * s + 1]);
   }
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += part[j][c][i];
 }
 
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
 // one's math, so memory latency overlaps the expansion and the mma. PF: the load policy (ld_w, ld_x).
-template <typename T, int NT, bool SP, int KW, int D, bool PF>
+// C: accumulator chains per batch tile (mma_step).
+template <typename T, int NT, bool SP, int KW, int D, bool PF, int C>
 __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                                     const T *__restrict__ x, float *__restrict__ y, int out, int in,
                                                     int batch) {
@@ -696,7 +716,7 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
     load_w<T, NT, SP, PF>(st, W, meta, rows, in, k, ok0, ok1);
     load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
   };
-  auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP>(st, tab, acc); };
+  auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP, C>(st, tab, acc); };
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
   pdl_launch_dependents();
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
@@ -793,10 +813,11 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 
-#define GEMV_MMA_PF(T, NT, KW, D, PF)                                                                               \
-  template __global__ void gemv_mma<T, NT, false, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, D, PF>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false) GEMV_MMA_PF(T, NT, KW, D, true)
+#define GEMV_MMA_PF(T, NT, KW, D, PF, C)                                                                               \
+  template __global__ void gemv_mma<T, NT, false, KW, D, PF, C>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D, PF, C>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false, 1) GEMV_MMA_PF(T, NT, KW, D, true, 1) \
+  GEMV_MMA_PF(T, NT, KW, D, true, 2)
 #define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
   GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)

@@ -26,31 +26,41 @@ _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPE
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf in ("false", "true"))
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf},{c}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
+          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf, c in (("false", 1), ("true", 1), ("true", 2)))
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
                 for kw, d, om in _SP_VARIANTS)
 #: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
 #: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
-#: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last)
-_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf") for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
+#: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last); "mma+pf+2c": "mma+pf"
+#: with two accumulator chains per batch tile, so that consecutive mma instructions are independent
+_MMA_TAGS = {"mma": ("false", 1), "mma+pf": ("true", 1), "mma+pf+2c": ("true", 2)}
+_MMA = tuple((tag, kw, d) for tag in _MMA_TAGS for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 
 
 def default_variant(kind: str, out_features: int, batch: int):
     """The variant a call without ``variant=`` uses (``kind``: ``"gemv_dense"`` or ``"gemv_24"``).
 
-    A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to the H100 run recorded in
-    docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16; within 0-6% of the fastest variant
-    there): more blocks need fewer warps per block splitting K. 2:4 weights use the L2-prefetching
-    loads ("mma+pf"), which took 0-10% less time than the plain loads for them; dense weights the plain
-    ones (the prefetching loads took 2% less to 17% more time for dense)."""
+    A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to the H100 runs recorded in
+    docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16; dense within 0-4% of the fastest
+    variant there, 2:4 the fastest on all 15 rows of the session-10 run): more blocks need fewer warps per
+    block splitting K. 2:4 weights use the L2-prefetching loads ("mma+pf"), which took 0-10% less time
+    than the plain loads for them, and two accumulator chains ("+2c", 1.00-1.14x faster at batch 1-4)
+    except where they were slower: at batch 16 on grids of 600+ blocks (3-4%), and with 16 warps per block
+    on grids of more than 264 blocks (2 x 132 SMs), since their 48 registers per thread leave room for 2
+    such blocks per SM, not 3 (a second wave: 1.29x slower at 5120 rows). Dense weights use the plain
+    loads (the prefetching ones took 2% less to 17% more time for dense) and one chain (two: 1.00-1.03x)."""
     blocks16 = -(-int(out_features) // 16)
     if kind == "gemv_24":
-        if blocks16 >= 800 or (blocks16 >= 600 and batch > 8):
-            return ("mma+pf", 4, 2)
-        return ("mma+pf", 8, 2) if blocks16 >= 600 else ("mma+pf", 16, 1)
+        if blocks16 >= 600:
+            if batch > 8:
+                return ("mma+pf", 4, 2)
+            return ("mma+pf+2c", 4, 2) if blocks16 >= 800 else ("mma+pf+2c", 8, 2)
+        if blocks16 <= 264:
+            return ("mma+pf+2c", 16, 1)
+        return ("mma+pf+2c", 8, 1) if batch > 8 else ("mma+pf", 16, 1)
     if batch > 8:
         return ("mma", 4, 2) if blocks16 >= 800 else ("mma", 8, 2)
     return ("mma", 8, 2) if blocks16 >= 300 else ("mma", 16, 2)
@@ -104,8 +114,9 @@ def _launch(kind, dtype, batch, out_f, args, variant):
     if isinstance(v, tuple) and v in _MMA:
         tag, kw, u = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
+        pf, c = _MMA_TAGS[tag]
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{str(tag == 'mma+pf').lower()}>")
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{pf},{c}>")
         launch(k, (blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
@@ -125,10 +136,13 @@ def gemv(x, w, *, out=None, variant=None):
     benchmarks: ``"warp"``, ``(rows per warp, loads in flight)`` (CUDA cores) or ``("mma", KW, D)``
     (tensor cores, mma.sync m16n8k16: 16 rows per block, KW warps splitting K, D super-steps of 64
     columns in flight per warp, 2 = software-pipelined) or ``("mma+pf", KW, D)`` (the same, each
-    weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
+    weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1) or
+    ``("mma+pf+2c", KW, D)`` (the same with two accumulator chains per batch tile, so consecutive mma
+    are independent); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
-    sum each 64 columns inside the mma (aligned to the largest term, truncated) and add those partial
-    sums in IEEE float32 — measured relative error 1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
+    sum each 64 columns (``+2c``: each 32, columns of k16 steps 0, 2 and 1, 3) inside the mma (aligned to
+    the largest term, truncated) and add those partial sums in IEEE float32 — measured relative error
+    1–4e-7 vs float64 for both kinds (docs/benchmarks.md)."""
     w = as_device("w", w, dtypes=_HALF, ndim=2, align=16)
     out_f, in_f = w.shape
     if in_f % 8:

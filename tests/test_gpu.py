@@ -97,7 +97,7 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf")
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c")
                                                    for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))), None]
 
 
@@ -428,9 +428,10 @@ def test_programmatic_launch_is_active_on_sm90():
 def test_programmatic_launch_keeps_stream_order(pdl):
     """Dependent launches may start early but must wait for the kernel ahead: a CUDA graph of 8 rounds, each
     a dense GEMV writing y (alternating-sign weight copies), a TEAL call adding into the same y
-    (accumulate: its atomics must land after the GEMV's stores), a 2:4 GEMV overwriting y2, and a fresh TEAL
-    result into y3 (its zero fill must come after the previous round's atomics). The last round's values
-    must come out, on every replay."""
+    (accumulate: its atomics must land after the GEMV's stores), a 2:4 GEMV overwriting y2, a copy writing
+    x3 (x or -x, alternating), and fresh TEAL results on x3 into y3 (dense weight) and y4 (2:4 weight):
+    their zero fills must come after the previous round's atomics, and their kernels must read this round's
+    x3. The last round's values must come out, on every replay."""
     rng = np.random.default_rng(11)
     out_f, in_f = 4104, 1056
     w = rand(rng, (out_f, in_f), np.float16)
@@ -440,10 +441,14 @@ def test_programmatic_launch_keeps_stream_order(pdl):
     wts = [cp.asfortranarray(cp.asarray(wt) * s) for s in signs]
     vals, meta = nmref.compress_24_packed(w)
     vs = [(cp.asarray(vals) * s, cp.asarray(meta)) for s in signs]
+    vt, mt = nmref.compress_24_packed_t(wt)
+    vts = (cp.asarray(vt), cp.asarray(mt))
     x = rand(rng, in_f, np.float16)
     xd = cp.asarray(x)
+    x3s = [xd * s for s in signs]  # round r copies x3s[r % 2] into x3
+    x3 = cp.empty_like(xd)
     t = nmref.exact_threshold(x, 0.5)
-    y, y2, y3 = (cp.empty(out_f, dtype=cp.float32) for _ in range(3))
+    y, y2, y3, y4 = (cp.empty(out_f, dtype=cp.float32) for _ in range(4))
     rounds = 8
     stream = cp.cuda.Stream(non_blocking=True)
     with nmref_gpu.programmatic_launch(pdl), stream:
@@ -454,17 +459,21 @@ def test_programmatic_launch_keeps_stream_order(pdl):
             nmref_gpu.gemv(xd, ws[r % 2], out=y.reshape(1, -1))
             nmref_gpu.gemv_input_sparse(xd, wts[r % 2], t, out=y, accumulate=True)
             nmref_gpu.gemv_24_packed(xd, *vs[r % 2], out=y2.reshape(1, -1))
-            nmref_gpu.gemv_input_sparse(xd, wts[r % 2], t, out=y3)
+            x3[...] = x3s[r % 2]
+            nmref_gpu.gemv_input_sparse(x3, wts[0], t, out=y3)
+            nmref_gpu.gemv_input_sparse_24_packed_t(x3, *vts, t, out=y4)
         graph = stream.end_capture()
         sign = signs[(rounds - 1) % 2]
         dense = sign * (x.astype(np.float64) @ w.astype(np.float64).T)
         teal = sign * (nmref.sparsify(x, t).astype(np.float64) @ wt.astype(np.float64).T)
         ref24 = sign * (x.astype(np.float64) @ nmref.decompress_24_packed(vals, meta).astype(np.float64).T)
+        teal24 = sign * (nmref.sparsify(x, t).astype(np.float64) @ nmref.decompress_24_packed_t(vt, mt).astype(np.float64).T)
         for _ in range(5):
-            for a in (y, y2, y3):
+            for a in (y, y2, y3, y4):
                 a.fill(np.nan)
             graph.launch(stream)
             stream.synchronize()
             assert rel_err(y.get(), dense + teal) < 1e-5
             assert rel_err(y2.get(), ref24) < 1e-5
-            assert rel_err(y3.get(), teal) < 1e-5
+            assert rel_err(y3.get(), teal) < 1e-5  # x3 = sign x on the weight copy of sign +1
+            assert rel_err(y4.get(), teal24) < 1e-5
