@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import statistics
 import sys
 from pathlib import Path
@@ -43,8 +44,7 @@ def bench(fn, reps=50, warm=5):
     return statistics.median(ts)
 
 
-VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c")
-                                              for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))]
+VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *importlib.import_module("nmref_gpu.gemv")._MMA]  # every GEMV variant
 
 
 SP_VARIANTS = [(16, 2, False), (16, 2, True)]  # gemv_24_mma (mma.sp) on the compress_24_mma layout

@@ -21,23 +21,25 @@ _BATCH = (1, 2, 4, 8, 16)
 _TYPES = ("__half", "__nv_bfloat16")
 #: kernel variants: "warp" = one warp per row (first version); (R, U) = R rows per warp, U loads per row in flight
 _ROWS = ((1, 4), (2, 2), (4, 1))
+#: tensor-core variants (tag, KW, D): KW warps splitting K per 16-row block, D super-steps of 64 columns in
+#: flight per warp (1 = load then compute, 2 = software-pipelined); the tag names gemv_mma's load policy PF
+#: and accumulator chains C: "mma" plain loads; "mma+pf" each weight load prefetching its 256-byte block
+#: into L2 and bypassing L1, x kept in L1 (evict_last); "mma+pf+2c" that with two accumulator chains per
+#: batch tile, so that consecutive mma instructions are independent
+_MMA_SHAPES = ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))
+_MMA_TAGS = {"mma": ("false", 1), "mma+pf": ("true", 1), "mma+pf+2c": ("true", 2)}
+_MMA = tuple((tag, kw, d) for tag in _MMA_TAGS for kw, d in _MMA_SHAPES)
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
     tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf},{c}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)) for pf, c in (("false", 1), ("true", 1), ("true", 2)))
+          for kw, u in _MMA_SHAPES for pf, c in _MMA_TAGS.values())
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
                 for kw, d, om in _SP_VARIANTS)
-#: tensor-core variants ("mma", warps splitting K per 16-row block, super-steps of 64 columns in flight
-#: per warp: 1 = load then compute, 2 = software-pipelined); "mma+pf": the same with each weight load
-#: prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last); "mma+pf+2c": "mma+pf"
-#: with two accumulator chains per batch tile, so that consecutive mma instructions are independent
-_MMA_TAGS = {"mma": ("false", 1), "mma+pf": ("true", 1), "mma+pf+2c": ("true", 2)}
-_MMA = tuple((tag, kw, d) for tag in _MMA_TAGS for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2)))
 
 
 def default_variant(kind: str, out_features: int, batch: int):
@@ -51,7 +53,8 @@ def default_variant(kind: str, out_features: int, batch: int):
     except where they were slower: at batch 16 on grids of 600+ blocks (3-4%), and with 16 warps per block
     on grids of more than 264 blocks (2 x 132 SMs), since their 48 registers per thread leave room for 2
     such blocks per SM, not 3 (a second wave: 1.29x slower at 5120 rows). Dense weights use the plain
-    loads (the prefetching ones took 2% less to 17% more time for dense) and one chain (two: 1.00-1.03x)."""
+    loads (the prefetching ones took 2% less to 17% more time for dense) and one chain (two: 1% less to
+    4% more time)."""
     blocks16 = -(-int(out_features) // 16)
     if kind == "gemv_24":
         if blocks16 >= 600:

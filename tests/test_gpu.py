@@ -97,8 +97,8 @@ def rel_err(y, ref):
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c")
-                                                   for kw, d in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))), None]
+#: every GEMV variant (the tensor-core ones as nmref_gpu.gemv enumerates them), and None: the default
+GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *importlib.import_module("nmref_gpu.gemv")._MMA, None]
 
 
 def _bf16_or_skip():
