@@ -259,7 +259,8 @@ def main():
               "U 16-byte loads per row in flight; `mma KW×U`: tensor-core mma.sync, 16 rows per block, KW warps "
               "splitting K, D super-steps of 64 columns in flight per warp, 2 = software-pipelined; `mma+pf`: the same "
               "with weight loads that prefetch their 256-byte block into L2 and skip L1, x kept in L1; `mma+pf+2c`: `mma+pf` "
-              "with two accumulator chains per batch tile, consecutive mma independent):", ""] + var_lines
+              "with two accumulator chains per batch tile, consecutive mma independent; `+pred`: the same with the loads "
+              "written as predicated PTX instructions, which ptxas schedules earlier, D up to 3):", ""] + var_lines
     if args.gemv_only:
         return finish(lines, args.out)
     lines += ["", "### Activation-sparse GEMV (TEAL), fp16, batch 1, W column-major — CUDA-graph replay", "",

@@ -541,23 +541,36 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
   d[0] = a.x, d[1] = a.y, d[2] = a.z, d[3] = a.w, d[4] = b.x, d[5] = b.y, d[6] = b.z, d[7] = b.w;
 }
 
-// Super-steps s = first, first + KW, ... < end of a warp: D = 1 loads then computes each; D = 2 issues the next
-// step's loads before this step's math (past the end the loads are predicated off and read zeros).
+// Super-steps s = first, first + KW, ... < end of a warp, D of them in flight: the loads of step
+// s + (D-1) KW are issued before step s's math (past the end they are predicated off and read
+// zeros). D = 1: load, then compute. Where the loads land in the machine code is up to ptxas (see PRED
+// at ld_w_pred).
 template <typename Step, int KW, int D, typename Load, typename Compute>
 __device__ __forceinline__ void run_steps(Load &load, Compute &compute, int first, int end) {
+  static_assert(D >= 1 && D <= 3, "1 to 3 super-steps in flight");
   if constexpr (D == 1) {
     for (int s = first; s < end; s += KW) {
       Step st;
       load(st, s);
       compute(st);
     }
-  } else {
+  } else if constexpr (D == 2) {
     Step cur, nxt;
     load(cur, first);
     for (int s = first; s < end; s += KW) {
       load(nxt, s + KW);
       compute(cur);
       cur = nxt;
+    }
+  } else {
+    Step cur, nx1, nx2;
+    load(cur, first);
+    load(nx1, first + KW);
+    for (int s = first; s < end; s += KW) {
+      load(nx2, s + 2 * KW);
+      compute(cur);
+      cur = nx1;
+      nx1 = nx2;
     }
   }
 }
@@ -587,19 +600,49 @@ __device__ __forceinline__ void reduce_store(float (&red)[KW][16][8 * NT], const
 // (a 2:4 row reads 64 bytes of values per super-step, so one DRAM request serves this warp's and the
 // next three super-steps) and does not allocate in L1, while x is kept in L1 with evict_last (every
 // warp of the SM reads all of it). Measured on the H100: 2:4 faster at every batch, dense not
-// (docs/benchmarks.md), hence a per-variant choice.
-#define NMREF_LD_NC_V4(QUAL, r, p) \
-  asm("ld.global.nc" QUAL ".v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p))
+// (docs/benchmarks.md), hence a per-variant choice. Each load reads zeros where !ok.
+// PRED = true (ld_w_pred, ld_x_pred, ld_meta_pred): the same loads written as one predicated PTX
+// instruction each (asm volatile) instead of a branch around a load. In the SASS of the plain D = 2
+// kernels, ptxas had put every load of the next super-step after all of this step's mma, so run_steps'
+// pipeline was not in the machine code; with the predicated forms it issues part of them (2:4: the
+// nibbles first, the values mid-step) before the step's last mma, using more registers. Measured
+// faster on some shapes and slower on others (docs/benchmarks.md, session 11), hence a variant.
+#define NMREF_LD_V4(QUAL, r, p) \
+  asm("ld.global" QUAL ".v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p))
+#define NMREF_LD_V4_PRED(QUAL, r, p, ok)                                                                 \
+  asm volatile("{\n\t.reg .pred q;\n\tsetp.ne.b32 q, %4, 0;\n\tmov.b32 %0, 0;\n\tmov.b32 %1, 0;\n\t" \
+               "mov.b32 %2, 0;\n\tmov.b32 %3, 0;\n\t@q ld.global" QUAL ".v4.u32 {%0,%1,%2,%3}, [%5];\n\t}" \
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)                                              \
+               : "r"((int)(ok)), "l"(p))
 template <bool PF> __device__ __forceinline__ uint4 ld_w(const uint4 *p) {
   uint4 r;
-  if constexpr (PF) NMREF_LD_NC_V4(".L1::no_allocate.L2::256B", r, p);
+  if constexpr (PF) NMREF_LD_V4(".nc.L1::no_allocate.L2::256B", r, p);
   else r = __ldcs(p);
   return r;
 }
 template <bool PF> __device__ __forceinline__ uint4 ld_x(const uint4 *p) {
   uint4 r;
-  if constexpr (PF) NMREF_LD_NC_V4(".L1::evict_last", r, p);
+  if constexpr (PF) NMREF_LD_V4(".nc.L1::evict_last", r, p);
   else r = __ldg(p);
+  return r;
+}
+// The predicated forms: zeros where !ok.
+template <bool PF> __device__ __forceinline__ uint4 ld_w_pred(const uint4 *p, bool ok) {
+  uint4 r;
+  if constexpr (PF) NMREF_LD_V4_PRED(".nc.L1::no_allocate.L2::256B", r, p, ok);
+  else NMREF_LD_V4_PRED(".cs", r, p, ok);
+  return r;
+}
+template <bool PF> __device__ __forceinline__ uint4 ld_x_pred(const uint4 *p, bool ok) {
+  uint4 r;
+  if constexpr (PF) NMREF_LD_V4_PRED(".nc.L1::evict_last", r, p, ok);
+  else NMREF_LD_V4_PRED(".nc", r, p, ok);
+  return r;
+}
+__device__ __forceinline__ unsigned ld_meta_pred(const uint16_t *p, bool ok) {
+  unsigned r;
+  asm volatile("{\n\t.reg .pred q;\n\tsetp.ne.b32 q, %1, 0;\n\tmov.b32 %0, 0;\n\t@q ld.global.nc.u16 %0, [%2];\n\t}"
+               : "=r"(r) : "r"((int)ok), "l"(p));
   return r;
 }
 
@@ -612,35 +655,50 @@ template <int NT, bool SP> struct MmaStep {
 
 // A lane's weights of a super-step starting at column k: rows[0] and rows[1], columns k..k+15 (2:4: their
 // 8 values and 16 nibble bits), zeros where !ok0 / !ok1 (as load_x).
-template <typename T, int NT, bool SP, bool PF>
+template <typename T, int NT, bool SP, bool PF, bool PRED>
 __device__ __forceinline__ void load_w(MmaStep<NT, SP> &st, const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                        const int (&rows)[2], int in, int k, bool ok0, bool ok1) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if constexpr (SP) {
-      st.w[r][0] = ok0 ? ld_w<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
-                       : make_uint4(0u, 0u, 0u, 0u);
-      st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
-                    : 0u;
+      if constexpr (PRED) {
+        st.w[r][0] = ld_w_pred<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)), ok0);
+        st.m[r] = ld_meta_pred(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4), ok0);
+      } else {
+        st.w[r][0] = ok0 ? ld_w<PF>(reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * (in >> 1) + (k >> 1)))
+                         : make_uint4(0u, 0u, 0u, 0u);
+        st.m[r] = ok0 ? (unsigned)__ldg(reinterpret_cast<const uint16_t *>(meta + (size_t)rows[r] * (in >> 5)) + (k >> 4))
+                      : 0u;
+      }
     } else {
       const uint4 *p = reinterpret_cast<const uint4 *>(W + (size_t)rows[r] * in + k);
-      st.w[r][0] = ok0 ? ld_w<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
-      st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+      if constexpr (PRED) {
+        st.w[r][0] = ld_w_pred<PF>(p, ok0);
+        st.w[r][1] = ld_w_pred<PF>(p + 1, ok1);
+      } else {
+        st.w[r][0] = ok0 ? ld_w<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+        st.w[r][1] = ok1 ? ld_w<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+      }
     }
   }
 }
 
 // A lane's x of a super-step starting at column k: batch rows g and g + 8 (NT = 2), columns k..k+15,
 // zeros past `in` (ok0: k < in, ok1: k + 8 < in) and past `batch`.
-template <typename T, int NT, bool SP, bool PF>
+template <typename T, int NT, bool SP, bool PF, bool PRED>
 __device__ __forceinline__ void load_x(MmaStep<NT, SP> &st, const T *__restrict__ x, int in, int k, int batch, int g,
                                        bool ok0, bool ok1) {
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
     int b = g + 8 * j;
     const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)b * in + k);
-    st.x[j][0] = (ok0 && b < batch) ? ld_x<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
-    st.x[j][1] = (ok1 && b < batch) ? ld_x<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (PRED) {
+      st.x[j][0] = ld_x_pred<PF>(p, ok0 && b < batch);
+      st.x[j][1] = ld_x_pred<PF>(p + 1, ok1 && b < batch);
+    } else {
+      st.x[j][0] = (ok0 && b < batch) ? ld_x<PF>(p) : make_uint4(0u, 0u, 0u, 0u);
+      st.x[j][1] = (ok1 && b < batch) ? ld_x<PF>(p + 1) : make_uint4(0u, 0u, 0u, 0u);
+    }
   }
 }
 
@@ -692,9 +750,9 @@ __device__ __forceinline__ void mma_step(const MmaStep<NT, SP> &st, const uint32
 // SP = false: W is dense [out, in] (in % 8 == 0); SP = true: W = values [out, in/2], meta [out, in/32].
 // NT = number of 8-wide batch tiles (1: batch <= 8, 2: batch <= 16). D = super-steps in flight per warp:
 // 1 = load, then compute; 2 = software-pipelined, the next super-step's loads are issued before this
-// one's math, so memory latency overlaps the expansion and the mma. PF: the load policy (ld_w, ld_x).
-// C: accumulator chains per batch tile (mma_step).
-template <typename T, int NT, bool SP, int KW, int D, bool PF, int C>
+// one's math, so memory latency overlaps the expansion and the mma; 3 = two steps ahead. PF, PRED: the load
+// policy (ld_w, ld_x; PRED: ld_w_pred). C: accumulator chains per batch tile (mma_step).
+template <typename T, int NT, bool SP, int KW, int D, bool PF, int C, bool PRED>
 __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                                     const T *__restrict__ x, float *__restrict__ y, int out, int in,
                                                     int batch) {
@@ -713,8 +771,8 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   auto load = [&](MmaStep<NT, SP> &st, int s) {
     int k = s * 64 + 16 * t;
     bool ok0 = s < nsup && k < in, ok1 = ok0 && k + 8 < in;
-    load_w<T, NT, SP, PF>(st, W, meta, rows, in, k, ok0, ok1);
-    load_x<T, NT, SP, PF>(st, x, in, k, batch, g, ok0, ok1);
+    load_w<T, NT, SP, PF, PRED>(st, W, meta, rows, in, k, ok0, ok1);
+    load_x<T, NT, SP, PF, PRED>(st, x, in, k, batch, g, ok0, ok1);
   };
   auto compute = [&](const MmaStep<NT, SP> &st) { mma_step<T, NT, SP, C>(st, tab, acc); };
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
@@ -813,13 +871,19 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma_sp(const T *__restrict__ val
 GEMV_MMA_SP_T(__half)
 GEMV_MMA_SP_T(__nv_bfloat16)
 
-#define GEMV_MMA_PF(T, NT, KW, D, PF, C)                                                                               \
-  template __global__ void gemv_mma<T, NT, false, KW, D, PF, C>(const T *, const uint32_t *, const T *, float *, int, int, int); \
-  template __global__ void gemv_mma<T, NT, true, KW, D, PF, C>(const T *, const uint32_t *, const T *, float *, int, int, int);
-#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_PF(T, NT, KW, D, false, 1) GEMV_MMA_PF(T, NT, KW, D, true, 1) \
-  GEMV_MMA_PF(T, NT, KW, D, true, 2)
+// The variants nmref_gpu/gemv.py lists (_MMA): every load policy and chain count on _MMA_SHAPES, and the
+// predicated-load variants (_PRED) on the shapes where they were measured faster.
+#define GEMV_MMA_V(T, NT, KW, D, PF, C, PRED)                                                                          \
+  template __global__ void gemv_mma<T, NT, false, KW, D, PF, C, PRED>(const T *, const uint32_t *, const T *, float *, int, int, int); \
+  template __global__ void gemv_mma<T, NT, true, KW, D, PF, C, PRED>(const T *, const uint32_t *, const T *, float *, int, int, int);
+#define GEMV_MMA(T, NT, KW, D) GEMV_MMA_V(T, NT, KW, D, false, 1, false) GEMV_MMA_V(T, NT, KW, D, true, 1, false) \
+  GEMV_MMA_V(T, NT, KW, D, true, 2, false)
+#define GEMV_MMA_PRED(T, NT) GEMV_MMA_V(T, NT, 4, 3, false, 1, true) GEMV_MMA_V(T, NT, 8, 2, false, 1, true)        \
+  GEMV_MMA_V(T, NT, 8, 3, false, 1, true) GEMV_MMA_V(T, NT, 16, 3, false, 1, true)                                \
+  GEMV_MMA_V(T, NT, 4, 2, true, 1, true) GEMV_MMA_V(T, NT, 8, 2, true, 1, true)                                   \
+  GEMV_MMA_V(T, NT, 4, 1, true, 2, true) GEMV_MMA_V(T, NT, 4, 2, true, 2, true) GEMV_MMA_V(T, NT, 16, 1, true, 2, true)
 #define GEMV_MMA_NT(T, NT) GEMV_MMA(T, NT, 4, 2) GEMV_MMA(T, NT, 8, 1) GEMV_MMA(T, NT, 8, 2) \
-  GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2)
+  GEMV_MMA(T, NT, 16, 1) GEMV_MMA(T, NT, 16, 2) GEMV_MMA_PRED(T, NT)
 #define GEMV_MMA_T(T) GEMV_MMA_NT(T, 1) GEMV_MMA_NT(T, 2)
 #define GEMV_INST(T, B)                                                                                  \
   template __global__ void gemv_dense<T, B>(const T *, const T *, float *, int, int, int);             \

@@ -22,20 +22,28 @@ _TYPES = ("__half", "__nv_bfloat16")
 #: kernel variants: "warp" = one warp per row (first version); (R, U) = R rows per warp, U loads per row in flight
 _ROWS = ((1, 4), (2, 2), (4, 1))
 #: tensor-core variants (tag, KW, D): KW warps splitting K per 16-row block, D super-steps of 64 columns in
-#: flight per warp (1 = load then compute, 2 = software-pipelined); the tag names gemv_mma's load policy PF
-#: and accumulator chains C: "mma" plain loads; "mma+pf" each weight load prefetching its 256-byte block
-#: into L2 and bypassing L1, x kept in L1 (evict_last); "mma+pf+2c" that with two accumulator chains per
-#: batch tile, so that consecutive mma instructions are independent
+#: flight per warp (1 = load then compute, 2 = software-pipelined, 3 = two steps ahead); the tag names
+#: gemv_mma's load policy PF, accumulator chains C and load form PRED: "mma" plain loads; "mma+pf" each
+#: weight load prefetching its 256-byte block into L2 and bypassing L1, x kept in L1 (evict_last);
+#: "mma+pf+2c" that with two accumulator chains per batch tile, so that consecutive mma instructions are
+#: independent; "+pred": the loads written as predicated PTX instructions instead of branches around
+#: them, which ptxas schedules earlier (ahead of part of the previous step's mma). The first three tags
+#: come on every one of _MMA_SHAPES, the "+pred" ones on the shapes in _PRED.
 _MMA_SHAPES = ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))
-_MMA_TAGS = {"mma": ("false", 1), "mma+pf": ("true", 1), "mma+pf+2c": ("true", 2)}
-_MMA = tuple((tag, kw, d) for tag in _MMA_TAGS for kw, d in _MMA_SHAPES)
+_MMA_TAGS = {"mma": ("false", 1, "false"), "mma+pf": ("true", 1, "false"), "mma+pf+2c": ("true", 2, "false"),
+             "mma+pred": ("false", 1, "true"), "mma+pf+pred": ("true", 1, "true"),
+             "mma+pf+2c+pred": ("true", 2, "true")}
+_PRED = (("mma+pred", 4, 3), ("mma+pred", 8, 2), ("mma+pred", 8, 3), ("mma+pred", 16, 3),
+         ("mma+pf+pred", 4, 2), ("mma+pf+pred", 8, 2),
+         ("mma+pf+2c+pred", 4, 1), ("mma+pf+2c+pred", 4, 2), ("mma+pf+2c+pred", 16, 1))
+_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c") for kw, d in _MMA_SHAPES) + _PRED
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{u},{pf},{c}>" for t in _TYPES for nt in (1, 2) for sp in ("false", "true")
-          for kw, u in _MMA_SHAPES for pf, c in _MMA_TAGS.values())
+    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{d},{_MMA_TAGS[tag][0]},{_MMA_TAGS[tag][1]},{_MMA_TAGS[tag][2]}>"
+          for t in _TYPES for nt in (1, 2) for sp in ("false", "true") for tag, kw, d in _MMA)
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
@@ -45,28 +53,31 @@ _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TY
 def default_variant(kind: str, out_features: int, batch: int):
     """The variant a call without ``variant=`` uses (``kind``: ``"gemv_dense"`` or ``"gemv_24"``).
 
-    A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to the H100 runs recorded in
-    docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16; dense within 0-4% of the fastest
-    variant there, 2:4 the fastest on all 15 rows of the session-10 run): more blocks need fewer warps per
-    block splitting K. 2:4 weights use the L2-prefetching loads ("mma+pf"), which took 0-10% less time
-    than the plain loads for them, and two accumulator chains ("+2c", 1.00-1.14x faster at batch 1-4)
-    except where they were slower: at batch 16 on grids of 600+ blocks (3-4%), and with 16 warps per block
-    on grids of more than 264 blocks (2 x 132 SMs), since their 48 registers per thread leave room for 2
-    such blocks per SM, not 3 (a second wave: 1.29x slower at 5120 rows). Dense weights use the plain
-    loads (the prefetching ones took 2% less to 17% more time for dense) and one chain (two: 1% less to
-    4% more time)."""
+    A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to two H100 runs of session
+    11 recorded in docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16, every variant timed
+    side by side): on all 30 rows of both runs the rule's choice is within 1.8% of the fastest of the 24
+    tensor-core variants. More blocks need fewer warps per block splitting K. 2:4 weights use the
+    L2-prefetching loads ("mma+pf": 0-10% less time than the plain loads for them) and mostly two
+    accumulator chains ("+2c"; with 16 warps per block only on grids of at most 264 = 2 x 132 blocks,
+    since their 48 registers per thread leave room for 2 such blocks per SM, not 3); on the grids of
+    600+ blocks and at batch 16 on mid-size grids, predicated loads ("+pred"; the rule before them took
+    1.00-1.05x the time there). Dense weights use predicated loads with 2-3 super-steps in flight except
+    at batch 16 on grids of more than 264 blocks, where the plain "mma" variants are as fast (the rule
+    before them took 1.00-1.06x the time of this one)."""
     blocks16 = -(-int(out_features) // 16)
     if kind == "gemv_24":
         if blocks16 >= 600:
-            if batch > 8:
-                return ("mma+pf", 4, 2)
-            return ("mma+pf+2c", 4, 2) if blocks16 >= 800 else ("mma+pf+2c", 8, 2)
+            if batch > 8 or blocks16 >= 800:
+                return ("mma+pf+2c+pred", 4, 1)
+            return ("mma+pf+2c", 8, 2)
         if blocks16 <= 264:
             return ("mma+pf+2c", 16, 1)
-        return ("mma+pf+2c", 8, 1) if batch > 8 else ("mma+pf", 16, 1)
+        return ("mma+pf+pred", 8, 2) if batch > 8 else ("mma+pf", 16, 1)
+    if blocks16 <= 264:
+        return ("mma+pred", 8, 3)
     if batch > 8:
         return ("mma", 4, 2) if blocks16 >= 800 else ("mma", 8, 2)
-    return ("mma", 8, 2) if blocks16 >= 300 else ("mma", 16, 2)
+    return ("mma+pred", 4, 3) if blocks16 >= 800 else ("mma+pred", 8, 2)
 
 
 _WARPS = 4
@@ -115,11 +126,11 @@ def _out(out, shape):
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = default_variant(kind, out_f, batch) if variant is None else variant
     if isinstance(v, tuple) and v in _MMA:
-        tag, kw, u = v
+        tag, kw, d = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
-        pf, c = _MMA_TAGS[tag]
+        pf, c, pred = _MMA_TAGS[tag]
         k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{u},{pf},{c}>")
+                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{d},{pf},{c},{pred}>")
         launch(k, (blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
         return
     if v == "warp":
@@ -141,7 +152,9 @@ def gemv(x, w, *, out=None, variant=None):
     columns in flight per warp, 2 = software-pipelined) or ``("mma+pf", KW, D)`` (the same, each
     weight load prefetching its 256-byte block into L2 and bypassing L1; x kept in L1) or
     ``("mma+pf+2c", KW, D)`` (the same with two accumulator chains per batch tile, so consecutive mma
-    are independent); the default is chosen by :func:`default_variant` from the shape and batch. All variants multiply
+    are independent), or a ``"+pred"`` form of these three (``_PRED``: the loads written as predicated
+    PTX instructions, which ptxas schedules earlier; D up to 3); the default is chosen by
+    :func:`default_variant` from the shape and batch. All variants multiply
     exactly (products of two halves are exact in float32) and sum in float32; the tensor-core variants
     sum each 64 columns (``+2c``: each 32, columns of k16 steps 0, 2 and 1, 3) inside the mma (aligned to
     the largest term, truncated) and add those partial sums in IEEE float32 — measured relative error
