@@ -55,7 +55,7 @@ def default_variant(kind: str, out_features: int, batch: int):
 
     A rule on the number of 16-row blocks ``ceil(out/16)`` (the grid), fitted to two H100 runs of session
     11 recorded in docs/benchmarks.md (five LLaMA projection shapes, batch 1/4/16, every variant timed
-    side by side): on all 30 rows of both runs the rule's choice is within 1.8% of the fastest of the 24
+    side by side): on all 30 rows of both runs the rule's choice is within 1.7% of the fastest of the 24
     tensor-core variants. More blocks need fewer warps per block splitting K. 2:4 weights use the
     L2-prefetching loads ("mma+pf": 0-10% less time than the plain loads for them) and mostly two
     accumulator chains ("+2c"; with 16 warps per block only on grids of at most 264 = 2 x 132 blocks,

@@ -139,6 +139,29 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
         assert rel_err(out.get(), ref24) < 1e-5
 
 
+@pytest.mark.parametrize("batch", [3, 16])
+def test_gemv_mma_variants_differ_only_in_speed(batch):
+    """The load policy (plain, L2-prefetching, predicated) and the pipeline depth D change when bytes
+    arrive, not the arithmetic: tensor-core variants with the same warps per block KW and accumulator
+    chains C must give bit-identical results (a K tail and rows past a tile's end included)."""
+    gm = importlib.import_module("nmref_gpu.gemv")
+    rng = np.random.default_rng(7)
+    out_f, in_f = 1000, 4160  # 62.5 row tiles; 65 super-steps, not a multiple of any KW
+    w = rand(rng, (out_f, in_f), np.float16)
+    x = cp.asarray(rand(rng, (batch, in_f), np.float16))
+    vals, meta = (cp.asarray(a) for a in nmref.compress_24_packed(w))
+    wd = cp.asarray(w)
+    groups = {}
+    for v in gm._MMA:
+        groups.setdefault((v[1], gm._MMA_TAGS[v[0]][1]), []).append(v)
+    assert any(len(vs) >= 3 for vs in groups.values())
+    for vs in groups.values():
+        for call in (lambda v: nmref_gpu.gemv(x, wd, variant=v), lambda v: nmref_gpu.gemv_24_packed(x, vals, meta, variant=v)):
+            ys = [call(v).get() for v in vs]
+            for v, y in zip(vs[1:], ys[1:]):
+                assert np.array_equal(y, ys[0]), (vs[0], v)
+
+
 def test_gemv_input_errors():
     w = cp.asarray(np.ones((16, 64), np.float16))
     with pytest.raises(nmref.NMRefValueError, match="x starts at a device address that is not 16-byte aligned"):
