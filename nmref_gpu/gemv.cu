@@ -543,8 +543,8 @@ __device__ __forceinline__ void to_words(const uint4 &a, const uint4 &b, uint32_
 
 // Super-steps s = first, first + KW, ... < end of a warp, D of them in flight: the loads of step
 // s + (D-1) KW are issued before step s's math (past the end they are predicated off and read
-// zeros). D = 1: load, then compute. Where the loads land in the machine code is up to ptxas (see PRED
-// at ld_w_pred).
+// zeros). D = 1: load, then compute. Where the loads land in the machine code is up to ptxas (see the
+// PRED note at the load policies below).
 template <typename Step, int KW, int D, typename Load, typename Compute>
 __device__ __forceinline__ void run_steps(Load &load, Compute &compute, int first, int end) {
   static_assert(D >= 1 && D <= 3, "1 to 3 super-steps in flight");
@@ -654,7 +654,9 @@ template <int NT, bool SP> struct MmaStep {
 };
 
 // A lane's weights of a super-step starting at column k: rows[0] and rows[1], columns k..k+15 (2:4: their
-// 8 values and 16 nibble bits), zeros where !ok0 / !ok1 (as load_x).
+// 8 values and 16 nibble bits), zeros where !ok0 / !ok1 (as load_x). The plain forms keep the address
+// inside the conditional, as they were written before PRED existed: hoisting it changed their registers
+// and code, and these are the variants whose timings are recorded.
 template <typename T, int NT, bool SP, bool PF, bool PRED>
 __device__ __forceinline__ void load_w(MmaStep<NT, SP> &st, const T *__restrict__ W, const uint32_t *__restrict__ meta,
                                        const int (&rows)[2], int in, int k, bool ok0, bool ok1) {
