@@ -36,14 +36,23 @@ _MMA_TAGS = {"mma": ("false", 1, "false"), "mma+pf": ("true", 1, "false"), "mma+
 _PRED = (("mma+pred", 4, 3), ("mma+pred", 8, 2), ("mma+pred", 8, 3), ("mma+pred", 16, 3),
          ("mma+pf+pred", 4, 2), ("mma+pf+pred", 8, 2),
          ("mma+pf+2c+pred", 4, 1), ("mma+pf+2c+pred", 4, 2), ("mma+pf+2c+pred", 16, 1))
-_MMA = tuple((tag, kw, d) for tag in ("mma", "mma+pf", "mma+pf+2c") for kw, d in _MMA_SHAPES) + _PRED
+_MMA = tuple((tag, kw, d) for tag, (_, _, pred) in _MMA_TAGS.items() if pred == "false" for kw, d in _MMA_SHAPES) + _PRED
+
+
+def _mma_name(t: str, nt: int, sp: str, variant) -> str:
+    """The gemv_mma instantiation of tensor-core ``variant`` = (tag, KW, D) for element type ``t``,
+    ``nt`` 8-wide batch tiles and ``sp`` ("true": 2:4 packed weight)."""
+    tag, kw, d = variant
+    pf, c, pred = _MMA_TAGS[tag]
+    return f"gemv_mma<{t},{nt},{sp},{kw},{d},{pf},{c},{pred}>"
+
+
 _NAMES = tuple(f"{k}<{t},{b}>" for k in ("gemv_dense", "gemv_24") for t in _TYPES for b in _BATCH) + \
     tuple(f"{k}<{t},{b},{r},{u}>" for k in ("gemv_dense_rows", "gemv_24_rows") for t in _TYPES for b in _BATCH
           for r, u in _ROWS) + \
     tuple(f"gemv_teal<{t}>" for t in _TYPES) + tuple(f"gemv_teal24_blk<{t},{u},{r}>" for t in _TYPES for u in (4, 8) for r in range(2)) + \
     tuple(f"gemv_teal_blk<{t},{ch},{r}>" for t in _TYPES for ch in (256, 512) for r in range(2)) + ("teal_zero",) + \
-    tuple(f"gemv_mma<{t},{nt},{sp},{kw},{d},{_MMA_TAGS[tag][0]},{_MMA_TAGS[tag][1]},{_MMA_TAGS[tag][2]}>"
-          for t in _TYPES for nt in (1, 2) for sp in ("false", "true") for tag, kw, d in _MMA)
+    tuple(_mma_name(t, nt, sp, v) for t in _TYPES for nt in (1, 2) for sp in ("false", "true") for v in _MMA)
 #: gemv_24_mma variants: (warps splitting K, super-steps in flight, ::ordered_metadata form)
 _SP_VARIANTS = ((16, 2, False), (16, 2, True))
 _NAMES += tuple(f"gemv_mma_sp<{t},{nt},{kw},{d},{str(om).lower()}>" for t in _TYPES for nt in (1, 2)
@@ -126,12 +135,10 @@ def _out(out, shape):
 def _launch(kind, dtype, batch, out_f, args, variant):
     v = default_variant(kind, out_f, batch) if variant is None else variant
     if isinstance(v, tuple) and v in _MMA:
-        tag, kw, d = v
         w, meta, rest = (args[0], args[1], args[2:]) if kind == "gemv_24" else (args[0], args[0], args[1:])
-        pf, c, pred = _MMA_TAGS[tag]
-        k = _mod().get_function(f"gemv_mma<{ctype(dtype)},{1 if batch <= 8 else 2},"
-                                f"{'true' if kind == 'gemv_24' else 'false'},{kw},{d},{pf},{c},{pred}>")
-        launch(k, (blocks(out_f, 16),), (32 * kw,), (w, meta) + tuple(rest))
+        k = _mod().get_function(_mma_name(ctype(dtype), 1 if batch <= 8 else 2,
+                                          "true" if kind == "gemv_24" else "false", v))
+        launch(k, (blocks(out_f, 16),), (32 * v[1],), (w, meta) + tuple(rest))
         return
     if v == "warp":
         k = _mod().get_function(f"{kind}<{ctype(dtype)},{_bmax(batch)}>")
