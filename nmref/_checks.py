@@ -138,6 +138,11 @@ def grouped_shape(shape, axis: int, m: int) -> tuple:
     return shape, axis, shape[:axis] + shape[axis + 1:] + (shape[axis] // m,)
 
 
+def tokens_2d(x: np.ndarray) -> np.ndarray:
+    """``x[..., d]`` as ``[tokens, d]`` (every leading axis a token); unlike ``reshape(-1, d)`` also for d = 0."""
+    return x.reshape(int(np.prod(x.shape[:-1], dtype=np.int64)), x.shape[-1])
+
+
 def grouped(x: np.ndarray, axis: int, m: int) -> np.ndarray:
     """View/copy ``x`` as ``(..., G, m)`` with the grouped axis last (groups of m consecutive elements)."""
     xl = np.moveaxis(x, axis, -1)

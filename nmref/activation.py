@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int, check_shape
+from ._checks import (NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int,
+                      check_shape, tokens_2d)
 
 __all__ = [
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
@@ -125,6 +126,8 @@ def sparsify_batched(x: np.ndarray, t: float) -> np.ndarray:
     t = _check_t(t)
     if x.ndim != 2:
         raise NMRefValueError(f"x must be [batch, d], got shape {x.shape}")
+    if x.shape[0] == 0:  # no tokens: nothing to keep (and no mean to take)
+        return x.copy()
     keep = np.abs(x.astype(np.float64)).mean(axis=0) > t
     return np.where(keep[None, :], x, np.zeros((), x.dtype))
 
@@ -246,7 +249,7 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     x, w = _check_gemv(x, w)
     t = _check_t(t)
     acc = _acc_dtype(x, w)
-    x2 = x.reshape(-1, x.shape[-1])
+    x2 = tokens_2d(x)
     y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
     for b in range(x2.shape[0]):  # per token: only its kept columns are read (an Inf in a dropped column stays unread)
         kept = np.abs(x2[b]) > t

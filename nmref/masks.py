@@ -22,6 +22,7 @@ from ._checks import (
     check_nm,
     check_shape,
     grouped,
+    tokens_2d,
     ungrouped,
 )
 
@@ -148,7 +149,7 @@ def wanda_scores(w: np.ndarray, x: np.ndarray) -> np.ndarray:
         raise NMRefValueError(f"x must have shape [..., in] with in = w.shape[1] = {w.shape[1]}, got {x.shape}")
     if x.size == 0 and w.shape[1] > 0:
         raise NMRefValueError("x is empty: Wanda needs at least one calibration token")
-    x64 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x64 = tokens_2d(x).astype(np.float64)
     col_norm = np.sqrt(np.einsum("tj,tj->j", x64, x64))
     return np.abs(w.astype(np.float64)) * col_norm[None, :]
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import NMRefValueError, as_bool_array, as_float_array, check_int, check_shape
+from ._checks import NMRefValueError, as_bool_array, as_float_array, check_int, check_shape, tokens_2d
 
 __all__ = ["slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
            "slorb_parameter_overhead"]
@@ -99,8 +99,8 @@ def slorb_backward(x, w, mask, s, k, grad_y, *, ste: bool = True):
     x = _check_x(x, w.shape[1])
     grad_y = as_float_array("grad_y", grad_y)
     check_shape("grad_y", grad_y, x.shape[:-1] + (w.shape[0],))
-    x2 = x.reshape(-1, w.shape[1])
-    g2 = grad_y.reshape(-1, w.shape[0])
+    x2 = tokens_2d(x)
+    g2 = tokens_2d(grad_y)
     grad_x = (g2 @ slorb_effective_weight(w, mask, s, k)).reshape(x.shape)
     grad_w = g2.T @ x2
     if not ste:

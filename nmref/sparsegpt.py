@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import NMRefValueError, as_float_array, check_finite_scalar, check_int, check_nm, check_shape
+from ._checks import NMRefValueError, as_float_array, check_finite_scalar, check_int, check_nm, check_shape, tokens_2d
 from .masks import nm_mask
 
 __all__ = ["sparsegpt_prune", "hessian_from_inputs"]
@@ -30,7 +30,7 @@ __all__ = ["sparsegpt_prune", "hessian_from_inputs"]
 def hessian_from_inputs(x: np.ndarray) -> np.ndarray:
     """``H = 2 XᵀX / n`` in float64 for inputs ``x[..., in]`` (flattened over the leading axes)."""
     x = as_float_array("x", x, allow_nan=False)
-    x2 = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    x2 = tokens_2d(x).astype(np.float64)
     if x2.shape[0] == 0:
         raise NMRefValueError("x has no calibration tokens; expected at least one row")
     return 2.0 * (x2.T @ x2) / x2.shape[0]

@@ -32,7 +32,7 @@ def sr_ste_grad(grad: np.ndarray, w: np.ndarray, mask: np.ndarray, lam: float) -
     mask = as_bool_array("mask", mask)
     check_shape("mask", mask, grad.shape)
     lam = check_finite_scalar("lam", lam, minimum=0.0)
-    return np.where(mask, grad, grad + lam * w)
+    return np.where(mask, grad, grad + w.dtype.type(lam) * w)  # lam rounded to w's dtype (bfloat16 stays bfloat16)
 
 
 def annealing_lambda(t: int, alpha: float, t0: int) -> float:

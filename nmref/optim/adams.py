@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, check_int
-from .adamw import apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 from .masked import _check_mask_lam, check_second_moment
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -52,7 +52,7 @@ def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: 
     t = state.step + 1
     p = decoupled_decay(params, hyper)
     l1 = np.sign(p)
-    l1 *= alpha * lam
+    l1 *= scalar(alpha * lam, p.dtype)
     pb = pruned_bits(mask, p.dtype)
     if placement == "in_gradient":
         g = masked_add(grads, pb, l1, 1 - alpha)

@@ -20,31 +20,40 @@ from .state import AdamHyper, AdamState, check_step_inputs
 __all__ = ["adamw_step"]
 
 
+def scalar(value: float, dtype) -> np.generic:
+    """``value`` rounded to ``dtype``: every scalar of the update meets the arrays in their own dtype.
+
+    This is what NumPy's promotion (NEP 50) does for a Python float against float16/32/64 arrays;
+    bfloat16 (ml_dtypes) would otherwise promote the product to float32."""
+    return np.dtype(dtype).type(value)
+
+
 def decoupled_decay(params: np.ndarray, hyper: AdamHyper) -> np.ndarray:
-    return params * (1 - hyper.lr * hyper.weight_decay)
+    return params * scalar(1 - hyper.lr * hyper.weight_decay, params.dtype)
 
 
 def update_first_moment(exp_avg: np.ndarray, grads: np.ndarray, hyper: AdamHyper) -> np.ndarray:
     out = np.subtract(grads, exp_avg)  # one allocation, then in place: large temporaries cost page faults
-    out *= 1 - hyper.beta1
+    out *= scalar(1 - hyper.beta1, out.dtype)
     out += exp_avg
     return out
 
 
 def update_second_moment(exp_avg_sq: np.ndarray, signal: np.ndarray, hyper: AdamHyper) -> np.ndarray:
-    out = np.multiply(signal, 1 - hyper.beta2)
+    out = np.multiply(signal, scalar(1 - hyper.beta2, signal.dtype))
     out *= signal
-    out += exp_avg_sq * hyper.beta2
+    out += exp_avg_sq * scalar(hyper.beta2, signal.dtype)
     return out
 
 
 def apply_update(params: np.ndarray, numer: np.ndarray, exp_avg_sq: np.ndarray, t: int, hyper: AdamHyper) -> np.ndarray:
     """``W + ((−γ/(1−β₁ᵗ))·numer) / (√v/√(1−β₂ᵗ) + ε)`` (PyTorch's ``addcdiv`` order)."""
+    dt = params.dtype
     step_size = hyper.lr / (1 - hyper.beta1 ** t)
     denom = np.sqrt(exp_avg_sq)
-    denom /= math.sqrt(1 - hyper.beta2 ** t)
-    denom += hyper.eps
-    upd = -step_size * numer
+    denom /= scalar(math.sqrt(1 - hyper.beta2 ** t), dt)
+    denom += scalar(hyper.eps, dt)
+    upd = scalar(-step_size, dt) * numer
     upd /= denom
     upd += params
     return upd
@@ -69,7 +78,7 @@ def masked_add(base: np.ndarray, pbits: np.ndarray, term: np.ndarray, scale: flo
     """
     out = term
     if scale != 1.0:
-        out += scale * base
+        out += scalar(scale, base.dtype) * base
     else:
         out += base
     ui = _UINT[out.dtype.itemsize]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, as_bool_array, check_finite_scalar, check_shape
-from .adamw import apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -49,7 +49,7 @@ def adamw_decay_on_weights_step(params, grads, state: AdamState, hyper: AdamHype
     u = update_first_moment(state.exp_avg, grads, hyper)
     v = update_second_moment(state.exp_avg_sq, grads, hyper)
     new = apply_update(p, u, v, t, hyper)
-    return masked_add(new, pruned_bits(mask, p.dtype), np.multiply(p, -(hyper.lr * lam))), AdamState(t, u, v)
+    return masked_add(new, pruned_bits(mask, p.dtype), np.multiply(p, scalar(-(hyper.lr * lam), p.dtype))), AdamState(t, u, v)
 
 
 def adamw_decay_in_grad_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float):
@@ -58,7 +58,7 @@ def adamw_decay_in_grad_step(params, grads, state: AdamState, hyper: AdamHyper, 
     mask, lam = _check_mask_lam(params, mask, lam)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    g = masked_add(grads, pruned_bits(mask, p.dtype), np.multiply(p, lam))
+    g = masked_add(grads, pruned_bits(mask, p.dtype), np.multiply(p, scalar(lam, p.dtype)))
     u = update_first_moment(state.exp_avg, g, hyper)
     v = update_second_moment(state.exp_avg_sq, g, hyper)
     return apply_update(p, u, v, t, hyper), AdamState(t, u, v)
@@ -82,7 +82,7 @@ def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, l
     t = state.step + 1
     p = decoupled_decay(params, hyper)
     u = update_first_moment(state.exp_avg, grads, hyper)
-    decay = np.multiply(p, lam)
+    decay = np.multiply(p, scalar(lam, p.dtype))
     pb = pruned_bits(mask, p.dtype)
     signal = None if second_moment == "update" else masked_add(grads, pb, decay.copy())
     u_tilde = masked_add(u, pb, decay)

@@ -1,0 +1,248 @@
+"""Checking a foreign implementation against nmref: :func:`run_case` (one input) and
+:func:`check_conforms` (hypothesis draws inputs, shrinks any difference to a minimal one).
+
+A case passes when the implementation returns what the reference returns under the operation's
+rule (``spec.rules``: exact, or a stated tolerance) and leaves its inputs unmodified. By default
+only inputs the reference accepts are drawn; with ``errors=True`` the implementation must also
+raise where the reference raises (``strict_errors=True``: an exception of the same builtin class,
+``ValueError`` or ``TypeError``).
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._checks import NMRefTypeError, NMRefValueError
+from .ops import get_op
+from .spec import _ShapeOfResult
+from .values import compare, source
+
+__all__ = ["ConformanceError", "CaseResult", "Report", "run_case", "check_conforms", "load_impl", "resolve_impl",
+           "reproduction"]
+
+_REF_ERRORS = (NMRefValueError, NMRefTypeError)
+
+
+class ConformanceError(AssertionError):
+    """An implementation differs from the reference; ``repro`` is a Python reproduction of the minimal case."""
+
+    def __init__(self, op: str, reason: str, repro: str, inputs: dict, result: "CaseResult"):
+        super().__init__(f"{op}: the implementation differs from nmref's reference: {reason}\n\n{repro}")
+        self.op, self.reason, self.repro, self.inputs, self.result = op, reason, repro, inputs, result
+
+
+@dataclass
+class CaseResult:
+    """One input: the reference's and the implementation's named outputs (or exceptions) and the
+    reasons they differ (empty when the case passes)."""
+    want: dict | None = None
+    got: dict | None = None
+    ref_error: BaseException | None = None
+    impl_error: BaseException | None = None
+    reasons: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Report:
+    """A passing :func:`check_conforms` run: the operation and how many inputs were checked."""
+    op: str
+    examples: int
+    seed: int
+
+    def __str__(self):
+        return f"{self.op}: conforms on {self.examples} examples (seed {self.seed})"
+
+
+def _same(a, b) -> bool:
+    """Inputs unmodified: equal structure, arrays equal bit for bit."""
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype and \
+            a.tobytes() == b.tobytes()
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return True
+
+
+def run_case(op: str, impl, inputs: dict, *, check_dtype: bool = True, errors: bool = False,
+             strict_errors: bool = False) -> CaseResult:
+    """Run the reference and ``impl`` on one input dict and compare (see the module docstring).
+    Floating-point warnings (overflow to Inf, 0/0) are silenced: adversarial inputs raise them by design."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _run_case(op, impl, inputs, check_dtype, errors, strict_errors)
+
+
+def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResult:
+    spec = get_op(op)
+    res = CaseResult()
+    try:
+        a, k = spec.call_args(copy.deepcopy(inputs))
+        res.want = spec.outputs_of(spec.ref(*a, **k))
+    except _REF_ERRORS as e:
+        res.ref_error = e
+    a, k = spec.call_args(copy.deepcopy(inputs))
+    before = copy.deepcopy((a, k))
+    try:
+        got = impl(*a, **k)
+        res.got = spec.outputs_of(got)
+    except _ShapeOfResult as e:
+        res.reasons.append(str(e))
+        return res
+    except Exception as e:  # noqa: BLE001 - any exception of the implementation is a finding
+        res.impl_error = e
+    if res.ref_error is not None:
+        if not errors:
+            return res
+        if res.impl_error is None:
+            res.reasons.append(f"the reference raises {type(res.ref_error).__name__} ({res.ref_error}); "
+                               f"the implementation returned a result")
+        elif strict_errors and not isinstance(res.impl_error, type(res.ref_error).__mro__[1]):
+            res.reasons.append(f"the reference raises a {type(res.ref_error).__mro__[1].__name__}; the implementation "
+                               f"raised {type(res.impl_error).__name__}: {res.impl_error}")
+        return res
+    if res.impl_error is not None:
+        res.reasons.append(f"the implementation raised {type(res.impl_error).__name__}: {res.impl_error}")
+        return res
+    rules = spec.rules(inputs, res.want)
+    for name, want in res.want.items():
+        r = compare(res.got[name], want, rules[name], check_dtype=check_dtype)
+        if r:
+            res.reasons.append(f"{name}: {r}")
+    if not _same(before, (a, k)):
+        res.reasons.append("the implementation modified its inputs in place")
+    return res
+
+
+def resolve_impl(obj, op: str):
+    """The callable for ``op``: ``obj.<op>`` (or ``obj[op]``) when ``obj`` is a namespace (a module, an
+    object, a dict), else ``obj`` itself when it is callable. ``None`` when it has no such operation."""
+    if isinstance(obj, dict):
+        return obj.get(op)
+    fn = getattr(obj, op, None)
+    if fn is not None and callable(fn):
+        return fn
+    if callable(obj) and not isinstance(obj, type(importlib)):
+        return obj
+    return None
+
+
+def load_impl(target: str):
+    """Import ``MODULE:OBJECT`` (``OBJECT`` may be dotted) or ``MODULE``; errors name what is missing."""
+    if not isinstance(target, str) or not target or target.startswith(":"):
+        raise NMRefValueError(f"--impl must be MODULE:OBJECT or MODULE, got {target!r}")
+    mod_name, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise NMRefValueError(f"--impl {target!r}: cannot import module {mod_name!r} ({e}); "
+                              "is it on PYTHONPATH (or installed)?") from None
+    for part in filter(None, attr.split(".")):
+        if not hasattr(obj, part):
+            raise NMRefValueError(f"--impl {target!r}: {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _summary(v, limit=600) -> str:
+    if isinstance(v, np.ndarray):
+        text = np.array2string(v, threshold=64, max_line_width=100)
+        text = f"{text} (shape {v.shape}, dtype {v.dtype})"
+    else:
+        text = repr(v)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def reproduction(op: str, inputs: dict, result: CaseResult, impl_line: str = "impl = ...  # your implementation") -> str:
+    """A copy-paste Python reproduction of one case: inputs inline, both calls, and the outputs where they differ."""
+    spec = get_op(op)
+    lines = ["# nmref conform: minimal input on which the implementation and the reference differ",
+             "import numpy as np"]
+    text = "\n".join(source(v) for v in inputs.values())
+    if "ml_dtypes" in text:
+        lines.append("import ml_dtypes")
+    if "Fraction(" in text:
+        lines.append("from fractions import Fraction")
+    lines.append("from nmref.testing import get_op, reference")
+    lines.append(impl_line)
+    lines.append("")
+    if spec.build is None:
+        for k, v in inputs.items():
+            lines.append(f"{k} = {source(v)}")
+        call = ", ".join(list(spec.args) + [f"{k}={k}" for k in inputs if k not in spec.args])
+        lines.append(f'want = reference("{op}")({call})')
+        lines.append(f"got = impl({call})")
+    else:
+        lines.append(f"inputs = {source(inputs)}")
+        lines.append(f'args, kwargs = get_op("{op}").call_args(inputs)')
+        lines.append(f'want = reference("{op}")(*args, **kwargs)')
+        lines.append("got = impl(*args, **kwargs)")
+    lines.append("")
+    if result.ref_error is not None:
+        lines.append(f"# reference raises: {type(result.ref_error).__name__}: {result.ref_error}")
+    if result.impl_error is not None:
+        lines.append(f"# implementation raises: {type(result.impl_error).__name__}: {result.impl_error}")
+    if result.want is not None and result.got is not None:
+        names = [r.split(":", 1)[0] for r in result.reasons if r.split(":", 1)[0] in result.want] or list(result.want)
+        for name in names:
+            lines.append(f"# reference      {name}: " + _summary(result.want[name]).replace("\n", "\n#   "))
+            lines.append(f"# implementation {name}: " + _summary(result.got[name]).replace("\n", "\n#   "))
+    for r in result.reasons:
+        lines.append(f"# differs: {r}")
+    return "\n".join(lines)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def check_conforms(op: str, impl, *, examples: int = 200, seed: int = 0, errors: bool = False,
+                   strict_errors: bool = False, check_dtype: bool = True,
+                   impl_line: str = "impl = ...  # your implementation") -> Report:
+    """Check ``impl`` against nmref's ``op`` on ``examples`` adversarial inputs drawn by hypothesis
+    (``seed`` makes the run reproducible). Returns a :class:`Report`; on a difference, hypothesis
+    shrinks the input and a :class:`ConformanceError` carrying the minimal case's reproduction is
+    raised. ``impl`` follows the adapter contract (``nmref.testing.spec``)."""
+    from hypothesis import HealthCheck, Verbosity, given, reject, settings
+    from hypothesis import seed as hseed
+    from hypothesis.errors import Unsatisfiable
+
+    spec = get_op(op)
+    if not callable(impl):
+        raise NMRefTypeError(f"impl must be a callable implementing {op}, got {type(impl).__name__}")
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise NMRefValueError(f"examples must be an integer >= 1, got {examples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise NMRefTypeError(f"seed must be an integer, got {seed!r}")
+    state = {"last": None, "ran": 0}
+
+    @settings(max_examples=examples, deadline=None, database=None, verbosity=Verbosity.quiet, print_blob=False,
+              suppress_health_check=list(HealthCheck))
+    @hseed(seed)
+    @given(spec.inputs())
+    def prop(inputs):
+        res = run_case(op, impl, inputs, check_dtype=check_dtype, errors=errors, strict_errors=strict_errors)
+        if res.ref_error is not None and not errors:
+            reject()
+        state["ran"] += 1
+        if not res.ok:
+            state["last"] = (inputs, res)
+            raise _Mismatch(res.reasons[0])
+
+    try:
+        prop()
+    except _Mismatch:
+        inputs, res = state["last"]
+        raise ConformanceError(op, res.reasons[0], reproduction(op, inputs, res, impl_line), inputs, res) from None
+    except Unsatisfiable:  # pragma: no cover - the strategies draw valid inputs
+        raise NMRefValueError(f"{op}: hypothesis could not draw inputs the reference accepts") from None
+    return Report(op, state["ran"], seed)

@@ -1,0 +1,137 @@
+"""Hypothesis strategies for the inputs of nmref's operations — adversarial by default.
+
+Building blocks (each shrinks towards small, simple examples, so a failure ends at a minimal one):
+
+* :func:`float_dtypes` — float16, bfloat16, float32, float64.
+* :func:`values` — one element of a float dtype, drawn from a mixture that shrinks to 0: small
+  integers (ties), ±0.0, ±Inf, the smallest subnormal, the largest finite value, then any finite value.
+* :func:`float_arrays` — arrays of those elements; sometimes a whole array (and so every group) holds
+  one value: the all-equal case.
+* :func:`nm_params` — a legal ``(n, m)``; :func:`nm_arrays` — ``(w, n, m, axis)`` with a grouped axis
+  divisible by ``m``, any rank from 1 to 3, any legal axis, zero groups included.
+* :func:`masks` — exact N:M boolean masks; :func:`pruned` — weights made N:M sparse.
+
+Per-operation input strategies live with each operation's specification
+(:data:`nmref.testing.OPS`, ``spec.inputs()``): they draw a dict of the operation's arguments.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .._checks import FLOAT_DTYPES
+
+__all__ = ["FLOAT_DTYPE_NAMES", "float_dtypes", "values", "float_arrays", "shapes", "nm_params", "nm_arrays",
+           "masks", "pruned", "ranks", "dtype_of"]
+
+FLOAT_DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")
+
+
+def dtype_of(name) -> np.dtype:
+    """``numpy.dtype`` of a name, bfloat16 included (ml_dtypes)."""
+    if str(name) == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def float_dtypes(names=FLOAT_DTYPE_NAMES):
+    """One of the float dtypes (shrinks to float32)."""
+    return st.sampled_from([dtype_of(n) for n in names if dtype_of(n) in FLOAT_DTYPES])
+
+
+# Width of the element strategy that produces values exactly representable in the dtype.
+_WIDTH = {"float16": 16, "bfloat16": 32, "float32": 32, "float64": 64}
+
+
+def _specials(dtype, infinity: bool) -> list:
+    name = np.dtype(dtype).name
+    tiny = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -133, "float32": 2.0 ** -149, "float64": 5e-324}[name]
+    big = float(np.finfo(np.float32).max if name == "bfloat16" else np.finfo(dtype).max)
+    if name == "bfloat16":
+        big = 3.3895313892515355e38  # largest finite bfloat16
+    out = [0.0, -0.0, tiny, -tiny, big, -big]
+    return out + ([np.inf, -np.inf] if infinity else [])
+
+
+def values(dtype, *, infinity: bool = True, ties: bool = True, magnitude: float | None = None):
+    """Elements of ``dtype``: small integers (ties) first, then specials, then any finite value.
+
+    ``infinity=False`` leaves out ±Inf; ``magnitude`` bounds the finite values (and leaves out the
+    largest finite value), for operations whose arithmetic would otherwise overflow."""
+    parts = []
+    if ties:
+        parts.append(st.integers(-4, 4).map(float))
+    specials = _specials(dtype, infinity)
+    if magnitude is not None:
+        specials = [v for v in specials if abs(v) <= magnitude or np.isinf(v)]
+    parts.append(st.sampled_from(specials))
+    width = _WIDTH[np.dtype(dtype).name]
+    if magnitude is None:
+        parts.append(st.floats(allow_nan=False, allow_infinity=False, width=width))
+    else:
+        parts.append(st.floats(-magnitude, magnitude, allow_nan=False, width=width))
+    return st.one_of(*parts)
+
+
+def shapes(*, min_dims=1, max_dims=3, min_side=0, max_side=5):
+    """Array shapes, ragged and degenerate (zero-length and length-1 axes) included."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+@st.composite
+def float_arrays(draw, shape, dtype=None, *, infinity: bool = True, ties: bool = True, magnitude=None,
+                 equal: bool = True, sparse: bool = False):
+    """A float array of ``shape`` (a tuple or a strategy) and ``dtype`` (a dtype, name, or None: any).
+
+    ``equal``: sometimes one value fills the whole array. ``sparse``: most elements are 0 (large
+    arrays are drawn faster and shrink better)."""
+    if not isinstance(shape, tuple):
+        shape = draw(shape)
+    dt = draw(float_dtypes()) if dtype is None else dtype_of(dtype)
+    base = np.float32 if dt.name == "bfloat16" else dt
+    el = values(dt, infinity=infinity, ties=ties, magnitude=magnitude)
+    if equal and draw(st.integers(0, 7)) == 0:
+        return np.full(shape, draw(el), dtype=base).astype(dt)
+    arr = draw(hnp.arrays(base, shape, elements=el, fill=st.just(0.0) if sparse else None))
+    return arr.astype(dt)
+
+
+def nm_params(*, max_m: int = 8, min_n: int = 0):
+    """A legal ``(n, m)``: ``1 <= m <= max_m``, ``min_n <= n <= m``."""
+    return st.integers(max(1, min_n), max_m).flatmap(lambda m: st.tuples(st.integers(min_n, m), st.just(m)))
+
+
+@st.composite
+def nm_arrays(draw, *, max_m: int = 8, min_n: int = 0, max_groups: int = 4, max_dims: int = 3, dtype=None,
+              infinity: bool = True, min_groups: int = 0):
+    """``(w, n, m, axis)``: ``w.shape[axis]`` is a multiple of ``m`` (0 groups allowed); any legal axis,
+    negative or not."""
+    n, m = draw(nm_params(max_m=max_m, min_n=min_n))
+    nd = draw(st.integers(1, max_dims))
+    axis = draw(st.integers(-nd, nd - 1))
+    shape = list(draw(shapes(min_dims=nd, max_dims=nd, min_side=1, max_side=3)))
+    shape[axis] = m * draw(st.integers(min_groups, max_groups))
+    w = draw(float_arrays(tuple(shape), dtype, infinity=infinity))
+    return w, n, m, axis
+
+
+@st.composite
+def masks(draw, shape, n: int, m: int, axis: int = -1):
+    """An exact N:M mask (exactly ``n`` True in every group of ``m`` along ``axis``)."""
+    from ..masks import nm_mask
+    scores = draw(hnp.arrays(np.int8, shape, elements=st.integers(0, 3)))
+    return nm_mask(scores.astype(np.float32), n, m, axis=axis)
+
+
+def pruned(w: np.ndarray, n: int = 2, m: int = 4, axis: int = -1) -> np.ndarray:
+    """``w`` with everything but the N:M magnitude mask set to +0.0 (Inf-free input expected)."""
+    from ..masks import nm_mask
+    return np.where(nm_mask(w, n, m, axis=axis), w, np.zeros((), w.dtype))
+
+
+def ranks(shape, n: int, m: int):
+    """Pattern ranks in ``[0, C(m, n))`` of the given grouped shape."""
+    import math
+    return hnp.arrays(np.int64, shape, elements=st.integers(0, math.comb(m, n) - 1))
