@@ -39,10 +39,34 @@ def is_float_dtype(dtype) -> bool:
     return np.dtype(dtype) in FLOAT_DTYPES
 
 
+def as_array(name: str, x) -> np.ndarray:
+    """``x`` as an ndarray: arrays as they are, Python lists/tuples and NumPy scalars through
+    ``numpy.asarray`` (so a list is treated as the array it spells); anything else is a type error."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple, np.generic)):
+        try:
+            return np.asarray(x)
+        except ValueError as e:  # ragged nested lists
+            raise NMRefValueError(f"{name} is not a rectangular array: {e}") from None
+    raise NMRefTypeError(f"{name} must be a numpy.ndarray (or a list of numbers), got {type(x).__name__}")
+
+
+def as_typed_array(name: str, x, dtype, what: str) -> np.ndarray:
+    """``x`` (an array or a list, see :func:`as_array`) whose dtype must be ``dtype``."""
+    x = as_array(name, x)
+    if x.dtype != np.dtype(dtype):
+        raise NMRefTypeError(f"{name} must be {what}, got dtype {x.dtype}")
+    return x
+
+
 def as_float_array(name: str, x, *, allow_nan: bool = True) -> np.ndarray:
-    """Return ``x`` as an ndarray of a supported float dtype (no copy if possible)."""
+    """Return ``x`` as an ndarray of a supported float dtype (no copy if possible); a Python list of
+    numbers becomes float64."""
     if isinstance(x, (list, tuple)):
-        x = np.asarray(x, dtype=np.float64)
+        x = as_array(name, x)
+        if x.dtype.kind in "iuf":
+            x = x.astype(np.float64)
     if not isinstance(x, np.ndarray):
         raise NMRefTypeError(f"{name} must be a numpy.ndarray of float16/bfloat16/float32/float64, got {type(x).__name__}")
     if not is_float_dtype(x.dtype):
@@ -56,24 +80,34 @@ def as_float_array(name: str, x, *, allow_nan: bool = True) -> np.ndarray:
 
 def as_real_array(name: str, x) -> np.ndarray:
     """Scores: any real (integer or float) array; booleans and complex are rejected."""
-    if isinstance(x, (list, tuple)):
-        x = np.asarray(x)
-    if not isinstance(x, np.ndarray):
-        raise NMRefTypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    x = as_array(name, x)
     if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.integer) or is_float_dtype(x.dtype)):
         raise NMRefTypeError(f"{name} must have a real integer or floating dtype, got dtype {x.dtype}")
     return x
 
 
 def as_bool_array(name: str, x) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise NMRefTypeError(f"{name} must be a numpy.ndarray of bool, got {type(x).__name__}")
-    if x.dtype != np.bool_:
-        raise NMRefTypeError(f"{name} must have dtype bool, got dtype {x.dtype}")
-    return x
+    return as_typed_array(name, x, np.bool_, "a bool array")
+
+
+def _unwrap(value):
+    """A 0-d numeric array is its scalar (NumPy scalars, 0-d arrays and Python numbers are alike)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and (value.dtype.kind in "biuf" or value.dtype.name == "bfloat16"):
+        return value[()]
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    """A string option: a non-string is a type error, an unknown string a value error."""
+    if not isinstance(value, str):
+        raise NMRefTypeError(f"{name} must be a string, one of {tuple(choices)}; got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise NMRefValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
 
 
 def check_int(name: str, value, *, minimum: int | None = None) -> int:
+    value = _unwrap(value)
     if isinstance(value, (bool, np.bool_)):
         raise NMRefTypeError(f"{name} must be an integer, got bool {value!r}")
     try:
@@ -83,6 +117,34 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
     if minimum is not None and v < minimum:
         raise NMRefValueError(f"{name} must be >= {minimum}, got {v}")
     return v
+
+
+def check_bool(name: str, value) -> bool:
+    """A flag: Python or NumPy bool (or a 0-d bool array); anything else is a type error."""
+    value = _unwrap(value)
+    if not isinstance(value, (bool, np.bool_)):
+        raise NMRefTypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_float_dtype(name: str, dtype) -> np.dtype:
+    """A float dtype (a dtype, a scalar type or its name): an unknown name is a value error, a value
+    that names no dtype or a non-float one a type error."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        if isinstance(dtype, str):
+            try:
+                import ml_dtypes
+                dt = np.dtype(getattr(ml_dtypes, dtype))
+            except (ImportError, AttributeError, TypeError):
+                raise NMRefValueError(f"{name} {dtype!r} is not a dtype name; expected float16, bfloat16, float32 "
+                                      "or float64") from None
+        else:
+            raise NMRefTypeError(f"{name} must be a float dtype or its name, got {type(dtype).__name__} {dtype!r}") from None
+    if not is_float_dtype(dt):
+        raise NMRefTypeError(f"{name} must be float16, bfloat16, float32 or float64, got {dt}")
+    return dt
 
 
 def check_nm(n, m) -> tuple[int, int]:
@@ -116,10 +178,20 @@ def check_shape(name: str, x: np.ndarray, expected: tuple) -> None:
         raise NMRefValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(expected)}")
 
 
-def check_finite_scalar(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+def check_real_scalar(name: str, value) -> float:
+    """A real number (Python, NumPy scalar or 0-d array; not bool) as a Python float; NaN is a value error."""
+    value = _unwrap(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) and \
+            getattr(getattr(value, "dtype", None), "name", "") != "bfloat16":
         raise NMRefTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     v = float(value)
+    if np.isnan(v):
+        raise NMRefValueError(f"{name} is NaN; expected a real number")
+    return v
+
+
+def check_finite_scalar(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    v = check_real_scalar(name, value)
     if not np.isfinite(v):
         raise NMRefValueError(f"{name} must be finite, got {v}")
     if minimum is not None and v < minimum:

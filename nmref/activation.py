@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import (NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_finite_scalar, check_int,
-                      check_shape, tokens_2d)
+                      check_real_scalar, check_shape, tokens_2d)
 
 __all__ = [
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
@@ -103,12 +103,7 @@ class ThresholdHistogram:
 
 
 def _check_t(t) -> float:
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)):
-        raise NMRefTypeError(f"t (threshold) must be a real number, got {t!r}")
-    t = float(t)
-    if np.isnan(t):
-        raise NMRefValueError("t (threshold) is NaN")
-    return t
+    return check_real_scalar("t (threshold)", t)  # ±Inf allowed: keep everything / nothing
 
 
 def sparsify(x: np.ndarray, t: float) -> np.ndarray:
@@ -177,6 +172,10 @@ def greedy_block_allocation(block_fn, x_calib, param_counts: dict, *, step: floa
     ``param_counts`` order). Stops when the mean reaches ``max_total`` or no projection can move.
     Returns the path as a list of :class:`GreedyStep`, starting at the dense point.
     """
+    if not callable(block_fn):
+        raise NMRefTypeError(f"block_fn must be callable (x_calib, sparsities) -> y, got {type(block_fn).__name__}")
+    if not isinstance(param_counts, dict):
+        raise NMRefTypeError(f"param_counts must be a dict {{projection: parameter count}}, got {type(param_counts).__name__}")
     if not param_counts:
         raise NMRefValueError("param_counts is empty; expected {projection: parameter count}")
     for k, v in param_counts.items():

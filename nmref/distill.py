@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import NMRefTypeError, NMRefValueError, as_float_array, check_finite_scalar, check_shape
+from ._checks import NMRefTypeError, NMRefValueError, as_float_array, check_choice, check_finite_scalar, check_shape
 
 __all__ = ["log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS"]
 
@@ -105,8 +105,7 @@ def distill_loss(student_logits, teacher_logits, targets, *, alpha: float, tempe
     """``α·KL + (1 − α)·CE`` (AST eq. 4) and its gradient w.r.t. the student logits; ``kind`` picks
     forward or reverse KL. ``α ∈ [0, 1]``."""
     alpha = check_finite_scalar("alpha", alpha, minimum=0.0, maximum=1.0)
-    if kind not in DISTILL_KINDS:
-        raise NMRefValueError(f"kind must be one of {DISTILL_KINDS}, got {kind!r}")
+    check_choice("kind", kind, DISTILL_KINDS)
     kl = kl_forward if kind == "forward" else kl_reverse
     l_kl, g_kl = kl(teacher_logits, student_logits, temperature=temperature)
     l_ce, g_ce = cross_entropy(student_logits, targets)

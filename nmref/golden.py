@@ -1,16 +1,20 @@
 """Golden test vectors: frozen inputs and nmref's outputs for other implementations to check against.
 
-A golden set is a directory ``golden/v<N>/`` holding ``manifest.json`` and one ``cases/<name>.npz``
-per case (NumPy's zip of ``.npy`` files: readable with NumPy alone, or with any ``.npy`` reader).
-Each case names the operation (``op``, an nmref function and its documentation), its keyword
-parameters, the arrays in the file (``in_*`` inputs, ``out_*`` expected outputs), the SHA-256 of the
-file, and how to compare: ``"exact"`` (bitwise: masks, formats, indices, anything that is only
-selected or moved) or ``{"rtol": r, "atol": a}`` (``|got − want| ≤ atol + rtol·|want|`` elementwise,
-for arithmetic whose rounding depends on the order of operations). A set is frozen once written: a
-change of semantics gets a new version directory, never an edit.
+A golden set is a directory ``v<N>/`` holding ``manifest.json`` and one ``cases/<name>.npz`` per case
+(NumPy's zip of ``.npy`` files: readable with NumPy alone, never a pickle). Each case names the
+operation (``op``), its parameters, the arrays in the file (``in_*`` inputs, ``out_*`` expected
+outputs), the file's SHA-256, and how to compare: ``"exact"`` (bitwise: masks, formats, indices,
+ratios, anything only selected or moved) or ``{"rtol": r, "atol": a}`` (``|got − want| ≤ atol +
+rtol·|want|`` elementwise, for arithmetic whose rounding depends on the order of operations).
+A set is frozen once written: a change of semantics gets a new version, never an edit.
 
-``verify_golden(dir)`` recomputes every case with this nmref and compares; ``nmref golden verify`` is
-its command line. ``write_golden(dir)`` makes a set from :func:`golden_cases` (inputs from a fixed seed).
+* Version 1 (25 cases) is written from :func:`golden_cases`; version 2 (every public operation and
+  mode) from the conformance registry :data:`nmref.testing.OPS`, with each case's call spelled out
+  (``"call": {"args": [...], "kwargs": [...]}``), so any implementation can be run over it.
+* The released sets ship inside the package (:func:`golden_dir`); :data:`PINNED_DIGESTS` holds each
+  one's digest (:func:`set_digest`), so a deleted, added or edited case is detected.
+* :func:`verify_golden` recomputes every case with this nmref, or with a foreign implementation
+  (``impl=``); ``nmref golden verify`` is its command line. :func:`write_golden` makes a new set.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ import numpy as np
 
 from ._checks import NMRefValueError
 
-__all__ = ["GOLDEN_FORMAT", "GoldenCase", "golden_cases", "write_golden", "verify_golden", "load_case"]
+__all__ = ["GOLDEN_FORMAT", "GoldenCase", "golden_cases", "write_golden", "verify_golden", "load_case", "golden_dir",
+           "set_digest", "check_integrity", "PINNED_DIGESTS", "RELEASED"]
 
 GOLDEN_FORMAT = "nmref-golden"
 EXACT = "exact"
@@ -180,8 +185,27 @@ def _cases():
 
 @functools.lru_cache(maxsize=None)
 def golden_cases() -> tuple[GoldenCase, ...]:
-    """The cases a new set is written from (built on first use: they call nmref's public functions)."""
+    """The cases of version 1 (built on first use: they call nmref's public functions)."""
     return tuple(_cases())
+
+
+#: Versions of the released golden sets (shipped in the package) and each one's digest (:func:`set_digest`).
+RELEASED = (1, 2)
+PINNED_DIGESTS = {
+    1: "aacbd4d1d0358c01bb73de5b269d8e5f484430629fead3105eb04d48f22e05db",
+    2: "15baba2ee479f0ffd429c70484b1c14a6d0b0353519f4865e7410777df93eb83",
+}
+_HERE = Path(__file__).resolve().parent
+
+
+def golden_dir(version: int | str = RELEASED[-1]) -> Path:
+    """The directory of a released set: the copy packaged with nmref (``nmref/_golden/v<N>``), else the
+    repository's ``golden/v<N>`` (an editable install or a source checkout)."""
+    name = str(version) if str(version).startswith("v") else f"v{version}"
+    for cand in (_HERE / "_golden" / name, _HERE.parent / "golden" / name):
+        if (cand / "manifest.json").is_file():
+            return cand
+    raise NMRefValueError(f"no released golden set {name!r} in this nmref (released: {['v%d' % v for v in RELEASED]})")
 
 
 def _npz_bytes(arrays: dict) -> bytes:
@@ -190,10 +214,53 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
-def write_golden(directory, *, version: int = 1, seed: int = 20261122) -> Path:
+def _v1_entry(case: GoldenCase, rng):
+    inputs = case.make(rng)
+    outputs = case.run(dict(inputs), **case.params)
+    arrays = {f"in_{n}": np.asarray(a) for n, a in inputs.items()}
+    arrays.update({f"out_{n}": np.asarray(a) for n, a in outputs.items()})
+    return arrays, {"name": case.name, "op": case.op, "doc": case.doc, "params": case.params,
+                    "inputs": sorted(inputs), "outputs": sorted(outputs),
+                    "dtypes": {n: str(a.dtype) for n, a in arrays.items()}, "compare": case.compare}
+
+
+def _registry_cases():
+    """``[(case name, spec, make)]`` of version 2: every operation's fixed golden cases, in registry order."""
+    from .testing.ops import OPS
+    return [(f"{spec.name}_{suffix}" if suffix else spec.name, spec, make)
+            for spec in OPS.values() for suffix, make in spec.golden]
+
+
+def _v2_entry(name, spec, make, rng):
+    from .testing.values import EXACT, encode, is_jsonable
+    inputs = make(rng)
+    args, kwargs = spec.call_args(dict(inputs))
+    want = spec.outputs_of(spec.ref(*args, **kwargs))
+    params = {k: v for k, v in inputs.items() if is_jsonable(v)}
+    arrays, in_types, out_types = {}, {}, {}
+    for k, v in inputs.items():
+        if k not in params:
+            a, in_types[k] = encode(f"in_{k}", v)
+            arrays.update(a)
+    for k, v in want.items():
+        a, out_types[k] = encode(f"out_{k}", v)
+        arrays.update(a)
+    rules = spec.rules(inputs, want)
+    order = [a for a in spec.args if a in inputs] + [k for k in inputs if k not in spec.args]
+    return arrays, {"name": name, "op": spec.name, "doc": spec.doc,
+                    "call": {"args": [a for a in order if a in spec.args], "kwargs": [k for k in order if k not in spec.args]},
+                    "params": params, "inputs": in_types, "outputs": out_types,
+                    "dtypes": {n: str(a.dtype) for n, a in arrays.items()},
+                    "compare": {k: (EXACT if r == EXACT else r.as_json()) for k, r in rules.items()}}
+
+
+def write_golden(directory, *, version: int = RELEASED[-1], seed: int = 20261122) -> Path:
     """Write a new golden set to ``directory`` (which must not exist) and return it; all or nothing:
-    the set is built in a temporary sibling directory and renamed into place."""
+    the set is built in a temporary sibling directory and renamed into place. Version 1 is written
+    from :func:`golden_cases`, later versions from the conformance registry."""
     import nmref
+    from ._checks import check_int
+    version = check_int("version", version, minimum=1)
     directory = Path(directory)
     if directory.exists():
         raise NMRefValueError(f"directory {str(directory)!r} exists; golden sets are frozen (write a new version)")
@@ -202,18 +269,16 @@ def write_golden(directory, *, version: int = 1, seed: int = 20261122) -> Path:
     try:
         (tmp / "cases").mkdir()
         entries = []
-        for k, case in enumerate(golden_cases()):
-            inputs = case.make(np.random.default_rng([seed, k]))
-            outputs = case.run(dict(inputs), **case.params)
-            arrays = {f"in_{n}": np.asarray(a) for n, a in inputs.items()}
-            arrays.update({f"out_{n}": np.asarray(a) for n, a in outputs.items()})
+        if version == 1:
+            made = [_v1_entry(case, np.random.default_rng([seed, k])) for k, case in enumerate(golden_cases())]
+        else:
+            made = [_v2_entry(name, spec, make, np.random.default_rng([seed, k]))
+                    for k, (name, spec, make) in enumerate(_registry_cases())]
+        for arrays, entry in made:
             data = _npz_bytes(arrays)
-            (tmp / "cases" / f"{case.name}.npz").write_bytes(data)
-            entries.append({"name": case.name, "op": case.op, "doc": case.doc, "params": case.params,
-                            "file": f"cases/{case.name}.npz", "sha256": hashlib.sha256(data).hexdigest(),
-                            "inputs": sorted(inputs), "outputs": sorted(outputs),
-                            "dtypes": {n: str(a.dtype) for n, a in arrays.items()},
-                            "compare": case.compare})
+            (tmp / "cases" / f"{entry['name']}.npz").write_bytes(data)
+            entry = dict(entry, file=f"cases/{entry['name']}.npz", sha256=hashlib.sha256(data).hexdigest())
+            entries.append(entry)
         manifest = {"format": GOLDEN_FORMAT, "version": version, "created": datetime.date.today().isoformat(),
                     "generator": f"nmref {nmref.__version__}, nmref.golden.write_golden(seed={seed})",
                     "compare_rule": "exact: bitwise equal arrays (same dtype, shape); otherwise elementwise "
@@ -227,16 +292,72 @@ def write_golden(directory, *, version: int = 1, seed: int = 20261122) -> Path:
     return directory
 
 
+def _read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NMRefValueError(f"{str(directory)!r} has no manifest.json: pass the directory of a golden set "
+                              f"(or a released version: {', '.join('v%d' % v for v in RELEASED)})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NMRefValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != GOLDEN_FORMAT or \
+            not isinstance(manifest.get("cases"), list):
+        raise NMRefValueError(f"{path} is not an {GOLDEN_FORMAT} manifest")
+    return manifest
+
+
+def set_digest(directory) -> str:
+    """SHA-256 over the set's canonical manifest (case names, entries, the files' recorded hashes) and
+    the sorted names of the files present: any deleted, added or edited case changes it."""
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    present = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                     if p.is_file() and p.name != "manifest.json")
+    blob = json.dumps({"manifest": manifest, "files": present}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_integrity(directory) -> list[str]:
+    """Problems that make a set untrustworthy as a whole (empty list: none): unlisted files, listed
+    files that are missing, and a digest that differs from the one pinned for the set's version."""
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    listed = {e.get("file") for e in manifest["cases"] if isinstance(e, dict)}
+    present = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
+               if p.is_file() and p.name != "manifest.json"}
+    problems = [f"unlisted file {f!r} (not in manifest.json)" for f in sorted(present - listed)]
+    problems += [f"listed file {f!r} is missing" for f in sorted(listed - present)]
+    pinned = PINNED_DIGESTS.get(manifest.get("version"))
+    if pinned is not None and set_digest(directory) != pinned:
+        problems.append(f"the set's digest differs from the one this nmref pins for version {manifest.get('version')}: "
+                        "a case was deleted, added or edited (restore the released set, or write a new version)")
+    return problems
+
+
 def load_case(directory, entry: dict) -> tuple[dict, dict]:
-    """``(inputs, outputs)`` of one manifest entry, after checking the file's SHA-256."""
+    """``(inputs, outputs)`` of one manifest entry, after checking the file's SHA-256 (no pickles).
+    Version-2 entries decode their stored types and merge the JSON ``params`` into the inputs."""
     path = Path(directory) / entry["file"]
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NMRefValueError(f"{path}: listed in the manifest but missing") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise NMRefValueError(f"{path}: SHA-256 differs from the manifest (file changed or corrupt)")
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return ({k[3:]: v for k, v in arrays.items() if k.startswith("in_")},
-            {k[4:]: v for k, v in arrays.items() if k.startswith("out_")})
+        raise NMRefValueError(f"{path}: SHA-256 differs from the manifest (file changed, truncated or corrupt)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - a corrupt zip/npy is a value error of the set
+        raise NMRefValueError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from None
+    if "call" not in entry:  # version 1: plain arrays
+        return ({k[3:]: v for k, v in arrays.items() if k.startswith("in_")},
+                {k[4:]: v for k, v in arrays.items() if k.startswith("out_")})
+    from .testing.values import decode
+    inputs = dict(entry["params"])
+    inputs.update({k: decode(f"in_{k}", t, arrays) for k, t in entry["inputs"].items()})
+    order = entry["call"]["args"] + entry["call"]["kwargs"]
+    return {k: inputs[k] for k in order}, {k: decode(f"out_{k}", t, arrays) for k, t in entry["outputs"].items()}
 
 
 def compare(got, want, rule) -> str | None:
@@ -259,26 +380,57 @@ def compare(got, want, rule) -> str | None:
     return None
 
 
-def verify_golden(directory) -> list[tuple[str, str | None]]:
-    """Recompute every case of the set in ``directory`` with this nmref: ``[(name, None or reason)]``.
-    A case whose op this nmref does not know is reported as a failure."""
+def _rule(rule):
+    from .testing.values import EXACT, Tol
+    return EXACT if rule == EXACT else Tol(rule["rtol"], rule["atol"])
+
+
+def _check_v2_case(entry, inputs, want, fn) -> str | None:
+    from .testing.ops import get_op
+    from .testing.values import compare as compare_value
+    spec = get_op(entry["op"])
+    args, kwargs = spec.call_args({k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in inputs.items()})
+    got = spec.outputs_of(fn(*args, **kwargs))
+    reasons = [f"{k}: {r}" for k in want
+               if (r := compare_value(got.get(k), want[k], _rule(entry["compare"][k])))]
+    return "; ".join(reasons) or None
+
+
+def verify_golden(directory, impl=None) -> list[tuple[str, str | None]]:
+    """Recompute every case of the set in ``directory``: ``[(case name, None or reason)]``, and a first
+    entry ``("(set)", reason)`` when :func:`check_integrity` finds a problem.
+
+    ``impl``: a foreign implementation (version-2 sets): a namespace (module, object, dict) whose
+    attribute ``<op>`` implements each operation under the adapter contract (``nmref.testing``); a case
+    whose operation it lacks is reported as ``"not implemented"``. Without ``impl``, this nmref."""
+    from .testing.conform import resolve_impl
+    from .testing.ops import OPS
     directory = Path(directory)
-    manifest = json.loads((directory / "manifest.json").read_text())
-    if manifest.get("format") != GOLDEN_FORMAT:
-        raise NMRefValueError(f"{directory}/manifest.json is not an {GOLDEN_FORMAT} manifest")
+    manifest = _read_manifest(directory)
+    results = [("(set)", "; ".join(p)) for p in [check_integrity(directory)] if p]
+    if impl is not None and manifest.get("version", 1) < 2:
+        raise NMRefValueError(f"{directory}: version {manifest.get('version')} sets predate the call convention "
+                              "a foreign implementation needs; verify it against version 2 (nmref golden verify v2)")
     known = {c.name: c for c in golden_cases()}
-    results = []
     for entry in manifest["cases"]:
+        name = entry.get("name", "?")
         try:
             inputs, want = load_case(directory, entry)
-            case = known.get(entry["name"])
-            if case is None:
-                results.append((entry["name"], "no such case in this nmref"))
+            if "call" not in entry:
+                case = known.get(name)
+                if case is None:
+                    results.append((name, "no such case in this nmref"))
+                    continue
+                got = case.run(dict(inputs), **entry["params"])
+                reasons = [f"{k}: {r}" for k in want if (r := compare(got.get(k), want[k], entry["compare"]))]
+                missing = sorted(set(want) - set(got))
+                results.append((name, "; ".join(reasons + [f"missing {missing}"] * bool(missing)) or None))
                 continue
-            got = case.run(dict(inputs), **entry["params"])
-            reasons = [f"{k}: {r}" for k in want if (r := compare(got.get(k), want[k], entry["compare"]))]
-            missing = sorted(set(want) - set(got))
-            results.append((entry["name"], "; ".join(reasons + [f"missing {missing}"] * bool(missing)) or None))
+            if entry["op"] not in OPS:
+                results.append((name, f"operation {entry['op']!r} is unknown to this nmref"))
+                continue
+            fn = OPS[entry["op"]].ref if impl is None else resolve_impl(impl, entry["op"])
+            results.append((name, "not implemented" if fn is None else _check_v2_case(entry, inputs, want, fn)))
         except Exception as e:  # noqa: BLE001 - every case is reported, one failure does not hide others
-            results.append((entry["name"], f"{type(e).__name__}: {e}"))
+            results.append((name, f"{type(e).__name__}: {e}"))
     return results

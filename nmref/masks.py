@@ -13,13 +13,16 @@ import numpy as np
 
 from ._checks import (
     NMRefValueError,
+    as_array,
     as_bool_array,
     as_float_array,
     as_real_array,
     check_axis,
     check_divisible,
     check_int,
+    check_bool,
     check_nm,
+    check_real_scalar,
     check_shape,
     grouped,
     tokens_2d,
@@ -124,8 +127,7 @@ def is_nm_sparse(w: np.ndarray, n: int, m: int, *, axis: int = -1) -> bool:
     Accepts any numeric or bool array. Empty arrays are N:M sparse.
     """
     n, m = check_nm(n, m)
-    if not isinstance(w, np.ndarray):
-        raise NMRefValueError(f"w must be a numpy.ndarray, got {type(w).__name__}")
+    w = as_array("w", w)
     axis = check_axis(axis, w.ndim)
     check_divisible("w", w.shape, axis, m)
     if w.size == 0:
@@ -234,10 +236,10 @@ def initial_flip_rate(mask_t: np.ndarray, mask_0: np.ndarray) -> float:
 def pad_to_multiple(w: np.ndarray, m: int, *, axis: int = -1, value: float = 0.0) -> np.ndarray:
     """Pad ``axis`` at its end with ``value`` up to the next multiple of ``m`` (explicit padding for partial groups)."""
     m = check_int("m", m, minimum=1)
-    if not isinstance(w, np.ndarray):
-        raise NMRefValueError(f"w must be a numpy.ndarray, got {type(w).__name__}")
+    w = as_array("w", w)
     axis = check_axis(axis, w.ndim)
     extra = (-w.shape[axis]) % m
     widths = [(0, 0)] * w.ndim
     widths[axis] = (0, extra)
+    value = check_bool("value", value) if w.dtype == np.bool_ else check_real_scalar("value", value)
     return np.pad(w, widths, constant_values=value)

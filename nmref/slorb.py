@@ -18,7 +18,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._checks import NMRefValueError, as_bool_array, as_float_array, check_int, check_shape, tokens_2d
+from ._checks import (NMRefValueError, as_bool_array, as_float_array, check_bool, check_float_dtype, check_int, check_nm,
+                      check_shape, tokens_2d)
 
 __all__ = ["slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
            "slorb_parameter_overhead"]
@@ -44,6 +45,7 @@ def slorb_projection(d: int, k: int, dtype=np.float32) -> np.ndarray:
     """``X ∈ {0,1}^{(d/k)×d}`` with ones on the block diagonal of width k."""
     d = check_int("d", d, minimum=1)
     k = _check_k(d, k)
+    dtype = check_float_dtype("dtype", dtype)
     return np.kron(np.eye(d // k, dtype=dtype), np.ones((1, k), dtype=dtype))
 
 
@@ -97,6 +99,7 @@ def slorb_backward(x, w, mask, s, k, grad_y, *, ste: bool = True):
     k = _check_k(w.shape[1], k)
     s = _check_s(s, w, k)
     x = _check_x(x, w.shape[1])
+    ste = check_bool("ste", ste)
     grad_y = as_float_array("grad_y", grad_y)
     check_shape("grad_y", grad_y, x.shape[:-1] + (w.shape[0],))
     x2 = tokens_2d(x)
@@ -112,6 +115,9 @@ def slorb_backward(x, w, mask, s, k, grad_y, *, ste: bool = True):
 def slorb_parameter_overhead(n_out: int, d: int, k: int, n: int = 2, m: int = 4) -> dict:
     """Extra parameters of S: ``N_out·d/k``; relative to the dense weight ``1/k``; relative to the
     weights kept at n:m ``(m/n)/k`` (2/k at 2:4: 12.5% for k = 16)."""
+    n, m = check_nm(n, m)
+    if n == 0:
+        raise NMRefValueError("n must be >= 1: the overhead is relative to the kept weights")
     n_out = check_int("n_out", n_out, minimum=1)
     d = check_int("d", d, minimum=1)
     k = _check_k(d, k)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from nmref._checks import NMRefValueError, check_shape
+from nmref._checks import NMRefTypeError, NMRefValueError, check_choice, check_finite_scalar, check_shape
 from nmref.optim.adams import ADAMS_PLACEMENTS, adams_alpha
 from nmref.optim.masked import check_second_moment
 from nmref.optim.state import AdamHyper, AdamState
@@ -34,17 +34,17 @@ def _scalars(hyper: AdamHyper, t: int):
 
 
 def _check(params, grads, state, hyper, mask, lam):
-    if not isinstance(state, AdamState) or not isinstance(hyper, AdamHyper):
-        raise NMRefValueError("state must be an AdamState and hyper an AdamHyper")
+    if not isinstance(state, AdamState):
+        raise NMRefTypeError(f"state must be an AdamState, got {type(state).__name__}")
+    if not isinstance(hyper, AdamHyper):
+        raise NMRefTypeError(f"hyper must be an AdamHyper, got {type(hyper).__name__}")
     arrs = [as_device(n, a, dtypes={"float32"}) for n, a in
             (("params", params), ("grads", grads), ("state.exp_avg", state.exp_avg), ("state.exp_avg_sq", state.exp_avg_sq))]
     for n, a in zip(("grads", "state.exp_avg", "state.exp_avg_sq"), arrs[1:]):
         check_shape(n, a, params.shape)
     mask = as_device("mask", mask, dtypes={"bool"})
     check_shape("mask", mask, params.shape)
-    lam = float(lam)
-    if not math.isfinite(lam) or lam < 0:
-        raise NMRefValueError(f"lam must be finite and >= 0, got {lam}")
+    lam = check_finite_scalar("lam", lam, minimum=0.0)
     return arrs, mask, lam
 
 
@@ -67,12 +67,13 @@ def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, l
 
 
 def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float, ramp_steps: int,
-               placement: str = "after_momentum", second_moment: str = "gradient"):
+               placement: str = "after_momentum", second_moment: str | None = None):
     """As :func:`nmref.adams_step`."""
     arrs, mask, lam = _check(params, grads, state, hyper, mask, lam)
-    if placement not in ADAMS_PLACEMENTS:
-        raise NMRefValueError(f"placement must be one of {ADAMS_PLACEMENTS}, got {placement!r}")
-    mode = 0 if check_second_moment(second_moment) == "update" else 1
+    check_choice("placement", placement, ADAMS_PLACEMENTS)
+    if placement == "in_gradient" and second_moment is not None:
+        raise NMRefValueError(f"second_moment={second_moment!r} is not used with placement='in_gradient'; leave it out")
+    mode = 0 if check_second_moment("gradient" if second_moment is None else second_moment) == "update" else 1
     alpha = adams_alpha(state.step, ramp_steps)
     extra = (np.float32(alpha * lam), np.float32(1 - alpha), np.int32(ADAMS_PLACEMENTS.index(placement)), np.int32(mode))
     return _launch("adams_kernel", arrs, mask, state, hyper, extra)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_int, check_shape
+from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_typed_array, as_float_array, check_int, check_shape
 from ..masks import nm_mask
 from .generic import check_exact_nm_mask
 
@@ -31,7 +31,8 @@ def compress_24_bitmask(w: np.ndarray, *, mask: np.ndarray | None = None):
     if mask is None:
         mask = nm_mask(w, 2, 4)
     else:
-        check_shape("mask", as_bool_array("mask", mask), w.shape)
+        mask = as_bool_array("mask", mask)
+        check_shape("mask", mask, w.shape)
         if w.shape[1] % 4:
             raise NMRefValueError(f"w.shape[1] = {w.shape[1]} is not divisible by 4")
         check_exact_nm_mask(mask, 2, 4, 1)
@@ -42,8 +43,7 @@ def compress_24_bitmask(w: np.ndarray, *, mask: np.ndarray | None = None):
 def decompress_24_bitmask(values: np.ndarray, bitmask: np.ndarray, shape) -> np.ndarray:
     """Inverse of :func:`compress_24_bitmask`; ``shape`` is the dense ``(rows, cols)``."""
     values = as_float_array("values", values)
-    if not isinstance(bitmask, np.ndarray) or bitmask.dtype != np.uint8:
-        raise NMRefTypeError(f"bitmask must be a uint8 numpy.ndarray, got {getattr(bitmask, 'dtype', type(bitmask))}")
+    bitmask = as_typed_array("bitmask", bitmask, np.uint8, "a uint8 array")
     try:
         rows, cols = (check_int("shape[0]", shape[0], minimum=0), check_int("shape[1]", shape[1], minimum=0))
     except (TypeError, IndexError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_shape
+from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, as_typed_array, check_int, check_shape
 from .generic import check_exact_nm_mask
 
 __all__ = ["compress_24_cutlass", "decompress_24_cutlass", "meta_reorder_offsets", "scatter_24_nibbles"]
@@ -64,6 +64,11 @@ def meta_reorder_offsets(rows: int, meta_cols: int) -> np.ndarray:
     3. the result is stored column-major interleaved by 2:
        ``offset = ⌊c'/2⌋·2·rows + 2r' + (c' mod 2)``.
     """
+    rows = check_int("rows", rows, minimum=0)
+    meta_cols = check_int("meta_cols", meta_cols, minimum=0)
+    if rows % 32 or meta_cols % 2:
+        raise NMRefValueError(f"the CUTLASS metadata reordering needs rows % 32 == 0 and an even meta_cols, "
+                              f"got rows={rows}, meta_cols={meta_cols}")
     r = np.arange(rows)[:, None].repeat(meta_cols, axis=1)
     c = np.arange(meta_cols)[None, :].repeat(rows, axis=0)
     r2 = r // 32 * 32 + (r % 8) * 4 + (r % 32) // 8
@@ -137,8 +142,7 @@ def decompress_24_cutlass(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     values = _check_half("values", values)
     if values.ndim != 2:
         raise NMRefValueError(f"values must be 2-D [rows, cols/2], got shape {values.shape}")
-    if not isinstance(meta, np.ndarray) or meta.dtype != np.int16:
-        raise NMRefTypeError(f"meta must be an int16 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
+    meta = as_typed_array("meta", meta, np.int16, "an int16 array")
     rows, half = values.shape
     cols = 2 * half
     _check_shape_24("the dense matrix (from values)", rows, cols)

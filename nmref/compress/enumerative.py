@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .._checks import (NMRefTypeError, NMRefValueError, check_axis, check_divisible, check_nm, grouped, grouped_shape,
+from .._checks import (NMRefTypeError, NMRefValueError, as_array, as_bool_array, check_axis, check_divisible, check_nm, grouped, grouped_shape,
                        ungrouped)
 from .generic import check_exact_nm_mask
 
@@ -50,6 +50,7 @@ def pattern_ranks(mask: np.ndarray, n: int, m: int, *, axis: int = -1) -> np.nda
     """Rank of every group's pattern, shape ``grouped(mask).shape[:-1]`` (int64)."""
     n, m = check_nm(n, m)
     _check_m(m)
+    mask = as_bool_array("mask", mask)
     axis = check_axis(axis, mask.ndim)
     check_divisible("mask", mask.shape, axis, m)
     check_exact_nm_mask(mask, n, m, axis)
@@ -60,8 +61,13 @@ def pattern_ranks(mask: np.ndarray, n: int, m: int, *, axis: int = -1) -> np.nda
 
 def patterns_from_ranks(ranks: np.ndarray, n: int, m: int) -> np.ndarray:
     """Inverse of :func:`pattern_ranks` on the grouped shape: returns bool ``ranks.shape + (m,)``."""
+    n, m = check_nm(n, m)
+    _check_m(m)
     bits_of_rank = _tables(n, m)[0]
-    ranks = np.asarray(ranks, dtype=np.int64)
+    ranks = as_array("ranks", ranks)
+    if ranks.size and ranks.dtype.kind not in "iu":
+        raise NMRefTypeError(f"ranks must be integers, got dtype {ranks.dtype}")
+    ranks = ranks.astype(np.int64)
     if ranks.size and (ranks.min() < 0 or ranks.max() >= len(bits_of_rank)):
         raise NMRefValueError(f"pattern codes must lie in [0, C(m,n)={len(bits_of_rank)}), got max {ranks.max()}")
     return (bits_of_rank[ranks][..., None] >> np.arange(m)) & 1 == 1
@@ -69,8 +75,7 @@ def patterns_from_ranks(ranks: np.ndarray, n: int, m: int) -> np.ndarray:
 
 def encode_mask_enumerative(mask: np.ndarray, n: int, m: int, *, axis: int = -1) -> bytes:
     """Encode an exact N:M mask (bool, exactly n per group) as ``⌈G·b/8⌉`` bytes."""
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-        raise NMRefTypeError(f"mask must be a bool numpy.ndarray, got {getattr(mask, 'dtype', type(mask))}")
+    mask = as_bool_array("mask", mask)
     ranks = pattern_ranks(mask, n, m, axis=axis).ravel()
     b = pattern_bits(n, m)
     if b == 0 or ranks.size == 0:

@@ -12,6 +12,7 @@ import numpy as np
 from .._checks import (
     NMRefTypeError,
     NMRefValueError,
+    as_array,
     as_bool_array,
     as_float_array,
     check_axis,
@@ -55,7 +56,8 @@ def compress_nm(w: np.ndarray, n: int, m: int, *, axis: int = -1, mask: np.ndarr
     if mask is None:
         mask = nm_mask(w, n, m, axis=axis)
     else:
-        check_shape("mask", as_bool_array("mask", mask), w.shape)
+        mask = as_bool_array("mask", mask)
+        check_shape("mask", mask, w.shape)
         check_exact_nm_mask(mask, n, m, axis)
     gm = grouped(mask, axis, m)
     # kept positions in increasing order: a stable sort puts the False keys of ~mask first
@@ -74,8 +76,9 @@ def decompress_nm(values: np.ndarray, indices: np.ndarray, n: int, m: int, *, ax
     if n == 0:
         raise NMRefValueError("n must be >= 1 for a storage format; got n=0")
     values = as_float_array("values", values)
-    if not isinstance(indices, np.ndarray) or not np.issubdtype(indices.dtype, np.integer):
-        raise NMRefTypeError(f"indices must be an integer numpy.ndarray, got {getattr(indices, 'dtype', type(indices))}")
+    indices = as_array("indices", indices)
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise NMRefTypeError(f"indices must be an integer array, got dtype {indices.dtype}")
     check_shape("indices", indices, values.shape)
     axis = check_axis(axis, values.ndim)
     check_divisible("values", values.shape, axis, n)

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .._checks import NMRefValueError, check_nm, grouped_shape, ungrouped
+from .._checks import NMRefTypeError, NMRefValueError, check_int, check_nm, grouped_shape, ungrouped
 from .enumerative import _tables, pattern_ranks, patterns_from_ranks
 
 __all__ = ["huffman_code_lengths", "huffman_expected_bits", "encode_mask_huffman", "decode_mask_huffman", "as_probabilities"]
@@ -21,13 +21,24 @@ __all__ = ["huffman_code_lengths", "huffman_expected_bits", "encode_mask_huffman
 
 def as_probabilities(probs) -> list[Fraction]:
     """Exact probabilities: ``Fraction(str(p))`` for floats, must be >= 0 and sum to exactly 1."""
-    out = [Fraction(p) if isinstance(p, (int, Fraction)) else Fraction(str(p)) for p in probs]
+    if isinstance(probs, np.ndarray):
+        probs = probs.tolist()
+    if not isinstance(probs, (list, tuple)):
+        raise NMRefTypeError(f"pattern_probs must be a list of probabilities, got {type(probs).__name__}")
+    out = []
+    for p in probs:
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, Fraction, np.integer, np.floating)):
+            raise NMRefTypeError(f"pattern_probs entries must be numbers (fractions.Fraction for exact values), got {p!r}")
+        out.append(Fraction(int(p)) if isinstance(p, (int, np.integer)) else p if isinstance(p, Fraction) else Fraction(str(float(p))))
     if not out:
         raise NMRefValueError("pattern_probs is empty; expected one probability per pattern")
     if any(p < 0 for p in out):
         raise NMRefValueError(f"pattern_probs must be >= 0, got {[str(p) for p in out if p < 0][:3]}")
     if sum(out) != 1:
-        raise NMRefValueError(f"pattern_probs must sum to 1 exactly, got {sum(out)}")
+        raise NMRefValueError(
+            f"pattern_probs must sum to 1 exactly, got {sum(out)} (= {float(sum(out))!r}): a float is read as its shortest "
+            "decimal (1/3 as 0.3333333333333333), so pass exact fractions, e.g. [Fraction(1, 3)] * 3 "
+            "(from fractions import Fraction), or floats whose decimals sum to 1 (0.25, 0.75)")
     return out
 
 
@@ -90,7 +101,15 @@ def encode_mask_huffman(mask: np.ndarray, n: int, m: int, pattern_probs, *, axis
 
 def decode_mask_huffman(data: bytes, n_bits: int, shape, n: int, m: int, pattern_probs, *, axis: int = -1) -> np.ndarray:
     """Inverse of :func:`encode_mask_huffman`."""
+    n, m = check_nm(n, m)
+    n_bits = check_int("n_bits", n_bits, minimum=0)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise NMRefTypeError(f"data must be bytes, got {type(data).__name__}")
+    if n_bits > 8 * len(data):
+        raise NMRefValueError(f"n_bits = {n_bits} exceeds the {8 * len(data)} bits of data")
     lengths = huffman_code_lengths(pattern_probs)
+    if len(lengths) != len(_tables(n, m)[0]):
+        raise NMRefValueError(f"pattern_probs has {len(lengths)} entries, expected C(m,n) = {len(_tables(n, m)[0])}")
     codes = _canonical_codes(lengths)
     table = {(lengths[s], codes[s]): s for s in range(len(lengths))}
     shape, axis, moved = grouped_shape(shape, axis, m)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import NMRefTypeError, NMRefValueError, as_bool_array, as_float_array, check_shape
+from .._checks import NMRefValueError, as_bool_array, as_float_array, as_typed_array, check_shape
 from ..masks import nm_mask
 from .cutlass import scatter_24_nibbles
 from .generic import check_exact_nm_mask
@@ -52,7 +52,8 @@ def _kept_values_nibbles(w, mask, rows_multiple, cols_multiple, layout):
     if mask is None:
         mask = nm_mask(w, 2, 4)
     else:
-        check_shape("mask", as_bool_array("mask", mask), w.shape)
+        mask = as_bool_array("mask", mask)
+        check_shape("mask", mask, w.shape)
         check_exact_nm_mask(mask, 2, 4, 1)
     pos = np.argsort(~mask.reshape(rows, cols // 4, 4), axis=-1, kind="stable")[..., :2]  # kept, increasing
     values = np.take_along_axis(w.reshape(rows, cols // 4, 4), pos, axis=-1).reshape(rows, cols // 2)
@@ -73,8 +74,7 @@ def unpack_nibbles(meta, xp=np):
 
 
 def _check_meta_u32(name, meta):
-    if not isinstance(meta, np.ndarray) or meta.dtype != np.uint32:
-        raise NMRefTypeError(f"{name} must be a uint32 numpy.ndarray, got {getattr(meta, 'dtype', type(meta))}")
+    return as_typed_array(name, meta, np.uint32, "a uint32 array")
 
 
 def _check_values_meta(values, meta, name, multiple):
@@ -91,6 +91,7 @@ def _check_values_meta(values, meta, name, multiple):
 
 def decompress_24_packed(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     """Inverse of :func:`compress_24_packed` (pruned entries +0.0); invalid nibbles (``i0 >= i1``) raise."""
+    meta = _check_meta_u32("meta", meta)
     values, rows, cols = _check_values_meta(values, meta, "meta", 32)
     check_shape("meta", meta, (rows, cols // 32))
     return scatter_24_nibbles(values, unpack_nibbles(meta))
@@ -109,7 +110,7 @@ def decompress_24_packed_t(values_t: np.ndarray, meta_t: np.ndarray) -> np.ndarr
     values_t = as_float_array("values_t", values_t)
     if values_t.ndim != 2:
         raise NMRefValueError(f"values_t must be 2-D [cols/2, rows], got shape {values_t.shape}")
-    _check_meta_u32("meta_t", meta_t)
+    meta_t = _check_meta_u32("meta_t", meta_t)
     half, rows = values_t.shape
     if half % 2 or rows % 8:
         raise NMRefValueError(f"values_t has shape {values_t.shape}; expected [cols/2, rows] with cols % 4 == 0, rows % 8 == 0")
@@ -133,6 +134,13 @@ def meta_mma_from_nibbles(nib, xp=np):
     Word ``(T, s, g, r, c)`` — at column ``32·s + 4·g + 2·r + c`` of row ``T`` — is
     ``Σ_j nib[16T + g, 16s + 4j + 2c + r] << 4j  |  nib[16T + g + 8, same] << (16 + 4j)``.
     ``xp`` is the array module (NumPy here, CuPy in ``nmref_gpu``)."""
+    if xp is np:
+        nib = as_typed_array("nib", nib, np.uint32, "a uint32 array of nibbles")
+        if nib.ndim != 2 or nib.shape[1] % 16:
+            raise NMRefValueError(f"nib must be [rows, cols/4] with cols % 64 == 0, got shape {nib.shape}")
+        i0, i1 = nib & 3, nib >> 2
+        if nib.size and ((i1 > 3) | (i0 >= i1)).any():
+            raise NMRefValueError("nib holds a value that is not a nibble i0 | i1 << 2 with i0 < i1")
     rows, groups = nib.shape
     tiles, steps = -(-rows // 16), groups // 16
     full = xp.full((tiles * 16, groups), _PAD_NIBBLE, dtype=xp.uint32)
@@ -163,6 +171,7 @@ def compress_24_mma(w: np.ndarray, *, mask: np.ndarray | None = None):
 def decompress_24_mma(values: np.ndarray, meta_mma: np.ndarray) -> np.ndarray:
     """Inverse of :func:`compress_24_mma`: dense ``[rows, cols]`` (pruned entries +0.0); invalid
     nibbles (``i0 >= i1``) of real rows raise (padding rows are not read)."""
+    meta_mma = _check_meta_u32("meta_mma", meta_mma)
     values, rows, cols = _check_values_meta(values, meta_mma, "meta_mma", 64)
     check_shape("meta_mma", meta_mma, (-(-rows // 16), cols // 2))
     return scatter_24_nibbles(values, _nibbles_from_meta_mma(meta_mma, rows, cols // 4))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from .._checks import NMRefValueError, check_int, check_nm
+from .._checks import NMRefValueError, check_choice, check_int, check_nm
 from .enumerative import pattern_bits
 from .huffman import as_probabilities, huffman_expected_bits
 
@@ -47,15 +47,17 @@ def _probs(n, m, pattern_probs):
 def index_bits(n: int, m: int, index_coding: str = "enumerative", pattern_probs=None) -> Fraction:
     """Bits of position information per group (exact; fractional for Huffman)."""
     n, m = check_nm(n, m)
+    check_choice("index_coding", index_coding, INDEX_CODINGS)
+    if pattern_probs is not None and index_coding != "huffman":
+        raise NMRefValueError(f"pattern_probs is used only with index_coding='huffman', got index_coding={index_coding!r}; "
+                              "drop pattern_probs or choose huffman")
     if index_coding == "bitmask":
         return Fraction(m)
     if index_coding == "index":
         return Fraction(n * (m - 1).bit_length())
     if index_coding == "enumerative":
         return Fraction(pattern_bits(n, m))
-    if index_coding == "huffman":
-        return huffman_expected_bits(_probs(n, m, pattern_probs))
-    raise NMRefValueError(f"index_coding must be one of {INDEX_CODINGS}, got {index_coding!r}")
+    return huffman_expected_bits(_probs(n, m, pattern_probs))  # huffman
 
 
 def compression_ratio(n: int, m: int, value_bits: int, base_bits: int = 32, index_coding: str = "enumerative",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import NMRefValueError, check_int
+from .._checks import NMRefValueError, check_choice, check_int
 from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 from .masked import _check_mask_lam, check_second_moment
 from .state import AdamHyper, AdamState, check_step_inputs
@@ -41,13 +41,16 @@ def adams_alpha(step: int, ramp_steps: int) -> float:
 
 
 def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float, ramp_steps: int,
-               placement: str = "after_momentum", second_moment: str = "gradient"):
-    """One AdamS step; returns new ``(params, state)``."""
+               placement: str = "after_momentum", second_moment: str | None = None):
+    """One AdamS step; returns new ``(params, state)``. ``second_moment`` (default ``"gradient"``) applies
+    to ``placement="after_momentum"`` only; passing it with ``"in_gradient"`` is an error."""
     params, grads = check_step_inputs(params, grads, state, hyper)
     mask, lam = _check_mask_lam(params, mask, lam)
-    check_second_moment(second_moment)
-    if placement not in ADAMS_PLACEMENTS:
-        raise NMRefValueError(f"placement must be one of {ADAMS_PLACEMENTS}, got {placement!r}")
+    check_choice("placement", placement, ADAMS_PLACEMENTS)
+    if placement == "in_gradient" and second_moment is not None:
+        raise NMRefValueError(f"second_moment={second_moment!r} is not used with placement='in_gradient' (plain AdamW "
+                              "on the decayed gradient); leave it out")
+    second_moment = check_second_moment("gradient" if second_moment is None else second_moment)
     alpha = adams_alpha(state.step, ramp_steps)
     t = state.step + 1
     p = decoupled_decay(params, hyper)

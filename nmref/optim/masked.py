@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import NMRefValueError, as_bool_array, check_finite_scalar, check_shape
+from .._checks import as_bool_array, check_choice, check_finite_scalar, check_shape
 from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 
 from .state import AdamHyper, AdamState, check_step_inputs
@@ -68,9 +68,7 @@ SECOND_MOMENT_SOURCES = ("update", "gradient")
 
 
 def check_second_moment(second_moment: str) -> str:
-    if second_moment not in SECOND_MOMENT_SOURCES:
-        raise NMRefValueError(f"second_moment must be one of {SECOND_MOMENT_SOURCES}, got {second_moment!r}")
-    return second_moment
+    return check_choice("second_moment", second_moment, SECOND_MOMENT_SOURCES)
 
 
 def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float,

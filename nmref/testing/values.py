@@ -151,22 +151,26 @@ def compare(got, want, rule=EXACT, *, check_dtype: bool = True) -> str | None:
 
 # ------------------------------------------------------------------ golden storage
 def is_jsonable(v) -> bool:
-    """Python scalars, strings, None, and dicts/lists of them go to a manifest's JSON ``params``."""
+    """Python scalars, strings, None, dicts of them and flat lists of them go to a manifest's JSON ``params``."""
     if v is None or isinstance(v, (bool, int, str)):
         return True
     if isinstance(v, float):
         return math.isfinite(v)
     if isinstance(v, dict):
         return all(isinstance(k, str) and is_jsonable(x) for k, x in v.items())
+    if isinstance(v, list):  # a tuple is stored as a tuple (a shape), not as a JSON list
+        return all(is_jsonable(x) and not isinstance(x, (dict, list)) for x in v)
     return False
 
 
 def encode(name: str, v) -> tuple[dict, object]:
     """``(arrays, type)``: the ``.npz`` arrays (keys ``name`` or ``name.<part>``) storing ``v`` and its
-    type tag: ``"array"``, ``"bytes"`` (uint8), ``"fraction"`` / ``"fractions"`` (int64 ``numerator``
+    type tag: ``"array"``, ``"bfloat16"`` (the uint16 bit patterns of a bfloat16 array), ``"bytes"`` (uint8), ``"fraction"`` / ``"fractions"`` (int64 ``numerator``
     and ``denominator``), ``"scalar"`` (0-d), ``"tuple"`` / ``"list"`` (int64 or float64 1-d), or a dict
     ``{key: tag}`` for a dict (keys ``name.<key>``)."""
     if isinstance(v, np.ndarray):
+        if v.dtype.name == "bfloat16":  # .npy has no bfloat16: store the bit patterns
+            return {name: v.view(np.uint16)}, "bfloat16"
         return {name: v}, "array"
     if isinstance(v, (bytes, bytearray)):
         return {name: np.frombuffer(bytes(v), dtype=np.uint8)}, "bytes"
@@ -197,6 +201,10 @@ def decode(name: str, tag, arrays: dict):
         return {k: decode(f"{name}.{k}", t, arrays) for k, t in tag.items()}
     if tag == "array":
         return arrays[name]
+    if tag == "bfloat16":
+        import ml_dtypes
+        return arrays[name].view(ml_dtypes.bfloat16)
+
     if tag == "bytes":
         return arrays[name].tobytes()
     if tag == "fraction":
