@@ -56,7 +56,7 @@ def as_typed_array(name: str, x, dtype, what: str) -> np.ndarray:
     """``x`` (an array or a list, see :func:`as_array`) whose dtype must be ``dtype``."""
     x = as_array(name, x)
     if x.dtype != np.dtype(dtype):
-        raise NMRefTypeError(f"{name} must be {what}, got dtype {x.dtype}")
+        raise NMRefTypeError(f"{name} must be {what} (must have dtype {np.dtype(dtype)}), got dtype {x.dtype}")
     return x
 
 
