@@ -56,7 +56,7 @@ def as_typed_array(name: str, x, dtype, what: str) -> np.ndarray:
     """``x`` (an array or a list, see :func:`as_array`) whose dtype must be ``dtype``."""
     x = as_array(name, x)
     if x.dtype != np.dtype(dtype):
-        raise NMRefTypeError(f"{name} must be {what} (must have dtype {np.dtype(dtype)}), got dtype {x.dtype}")
+        raise NMRefTypeError(f"{name} must have dtype {np.dtype(dtype)} ({what}), got dtype {x.dtype}")
     return x
 
 
@@ -178,20 +178,24 @@ def check_shape(name: str, x: np.ndarray, expected: tuple) -> None:
         raise NMRefValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(expected)}")
 
 
-def check_real_scalar(name: str, value) -> float:
-    """A real number (Python, NumPy scalar or 0-d array; not bool) as a Python float; NaN is a value error."""
+def _real(name: str, value) -> float:
     value = _unwrap(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) and \
             getattr(getattr(value, "dtype", None), "name", "") != "bfloat16":
         raise NMRefTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
+    return float(value)
+
+
+def check_real_scalar(name: str, value) -> float:
+    """A real number (Python, NumPy scalar or 0-d array; not bool) as a Python float; NaN is a value error."""
+    v = _real(name, value)
     if np.isnan(v):
         raise NMRefValueError(f"{name} is NaN; expected a real number")
     return v
 
 
 def check_finite_scalar(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    v = check_real_scalar(name, value)
+    v = _real(name, value)
     if not np.isfinite(v):
         raise NMRefValueError(f"{name} must be finite, got {v}")
     if minimum is not None and v < minimum:

@@ -108,7 +108,7 @@ def test_cutlass_errors():
     vals, meta = nmref.compress_24_cutlass(np.zeros((32, 32), np.float16))
     with pytest.raises(NMRefValueError, match="meta has shape"):
         nmref.decompress_24_cutlass(vals, meta[:, :0])
-    with pytest.raises(NMRefTypeError, match="meta must be an int16"):
+    with pytest.raises(NMRefTypeError, match="meta must have dtype int16"):
         nmref.decompress_24_cutlass(vals, meta.astype(np.int32))
     bad = meta.copy()
     bad.view(np.uint16)[0, 0] = 0x0000  # nibble (0, 0): not a pair
