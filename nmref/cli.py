@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from ._checks import NMRefValueError
@@ -52,25 +53,150 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _impl_line(target: str, op: str) -> str:
+    return f'from nmref.testing import load_impl, resolve_impl\nimpl = resolve_impl(load_impl("{target}"), "{op}")'
+
+
 def _cmd_golden(args) -> int:
     from pathlib import Path
 
-    from .golden import verify_golden, write_golden
+    from .golden import RELEASED, golden_dir, verify_golden, write_golden
 
     if args.action == "write":
+        if args.impl:
+            raise NMRefValueError("--impl goes with 'golden verify', not 'golden write'")
         d = write_golden(args.dir, version=args.version)
         print(f"nmref golden: wrote {d}")
         return 0
-    if not (Path(args.dir) / "manifest.json").is_file():
-        raise NMRefValueError(f"{args.dir!r} has no manifest.json: pass the directory of a golden set "
-                              f"(e.g. golden/v1 in a checkout of nmref)")
-    results = verify_golden(args.dir)
-    width = max(len(n) for n, _ in results)
+    target = args.dir or f"v{RELEASED[-1]}"
+    directory = Path(target)
+    if not directory.is_dir() and re.fullmatch(r"v?\d+", target):
+        directory = golden_dir(target)  # a released set shipped with nmref
+    impl = None
+    if args.impl:
+        from .testing import load_impl
+        impl = load_impl(args.impl)
+    results = verify_golden(directory, impl=impl)
+    print(f"golden set {directory}" + (f", implementation {args.impl}" if args.impl else ", this nmref"))
+    bad = [(n, r) for n, r in results if r is not None and r != "not implemented"]
+    if impl is None:
+        width = max(len(n) for n, _ in results)
+        for name, reason in results:
+            print(f"{name:<{width}}  {'ok' if reason is None else 'FAIL: ' + reason}")
+        print(f"{sum(r is None for _, r in results)}/{len(results)} cases match")
+        return 1 if bad else 0
+    return _golden_by_op(directory, results, args.impl)
+
+
+def _golden_by_op(directory, results, target) -> int:
+    """Per operation: ok (cases), the first failing case with its reproduction, or not implemented."""
+    import json
+
+    from .golden import load_case
+    from .testing import CaseResult, get_op, reproduction, resolve_impl, load_impl
+
+    manifest = json.loads((directory / "manifest.json").read_text())
+    op_of = {e["name"]: e["op"] for e in manifest["cases"]}
+    entry_of = {e["name"]: e for e in manifest["cases"]}
+    by_op: dict = {}
     for name, reason in results:
-        print(f"{name:<{width}}  {'ok' if reason is None else 'FAIL: ' + reason}")
-    bad = sum(r is not None for _, r in results)
-    print(f"{len(results) - bad}/{len(results)} cases match")
-    return 1 if bad else 0
+        if name == "(set)":
+            print(f"SET INTEGRITY: {reason}")
+            continue
+        by_op.setdefault(op_of.get(name, "?"), []).append((name, reason))
+    failed = any(n == "(set)" for n, _ in results)
+    width = max(len(o) for o in by_op)
+    counts = {"ok": 0, "failed": 0, "not implemented": 0}
+    for op, cases in by_op.items():
+        if all(r == "not implemented" for _, r in cases):
+            print(f"{op:<{width}}  not implemented")
+            counts["not implemented"] += 1
+            continue
+        first = next(((n, r) for n, r in cases if r is not None), None)
+        if first is None:
+            print(f"{op:<{width}}  ok ({len(cases)} cases)")
+            counts["ok"] += 1
+            continue
+        failed = True
+        counts["failed"] += 1
+        name, reason = first
+        print(f"{op:<{width}}  FAIL in case {name}: {reason}")
+        try:
+            inputs, want = load_case(directory, entry_of[name])
+            spec, fn = get_op(op), resolve_impl(load_impl(target), op)
+            a, k = spec.call_args(dict(inputs))
+            try:
+                got, err = spec.outputs_of(fn(*a, **k)), None
+            except Exception as e:  # noqa: BLE001
+                got, err = None, e
+            res = CaseResult(want=want, got=got, impl_error=err, reasons=[reason])
+            print("    " + reproduction(op, inputs, res, _impl_line(target, op)).replace("\n", "\n    "))
+        except Exception as e:  # noqa: BLE001 - the verdict stands without a reproduction
+            print(f"    (no reproduction: {type(e).__name__}: {e})")
+    print(f"{counts['ok']} operations pass, {counts['failed']} fail, {counts['not implemented']} not implemented")
+    return 1 if failed else 0
+
+
+def _cmd_conform(args) -> int:
+    from .testing import OPS, ConformanceError, check_conforms, get_op, load_impl, resolve_impl
+
+    if args.list:
+        if args.impl or args.op:
+            raise NMRefValueError("--list takes no --impl or --op")
+        for name, spec in OPS.items():
+            rules = spec.tol if isinstance(spec.tol, dict) else {o: spec.tol for o in spec.outputs}
+            kind = "exact" if all(r == "exact" for r in rules.values()) else \
+                ("tolerance" if all(r != "exact" for r in rules.values()) else "exact+tolerance")
+            call = ", ".join(spec.args)
+            print(f"{name:<32} {kind:<16} ({call}) -> {', '.join(spec.outputs)}   [{spec.doc}]"
+                  + (f"\n{'':<32} contract: {spec.contract}" if spec.contract else ""))
+        return 0
+    if not args.impl or not args.op:
+        raise NMRefValueError("nmref conform needs --impl MODULE:OBJECT and --op OP (or --list)")
+    obj = load_impl(args.impl)
+    ops = list(OPS) if args.op == ["all"] else args.op
+    for op in ops:
+        get_op(op)
+    failed = False
+    for op in ops:
+        fn = resolve_impl(obj, op)
+        if fn is None:
+            if args.op != ["all"]:
+                raise NMRefValueError(f"--impl {args.impl!r} has no callable {op!r} and is not callable itself")
+            continue
+        if args.op == ["all"] and fn is obj:
+            raise NMRefValueError("--op all needs a namespace (a module or object with one attribute per operation)")
+        try:
+            report = check_conforms(op, fn, examples=args.examples, seed=args.seed, errors=args.errors,
+                                    check_dtype=not args.no_dtype_check, impl_line=_impl_line(args.impl, op))
+            print(report)
+        except ConformanceError as e:
+            failed = True
+            print(f"{op}: DIFFERS from the reference: {e.reason}\n")
+            print(e.repro)
+            print()
+    return 1 if failed else 0
+
+
+def _cmd_check_checkpoint(args) -> int:
+    from .checkpoint import check_checkpoint, report_dict
+
+    reports = check_checkpoint(args.path, pattern=args.pattern, axis=args.axis, include=args.include)
+    if args.json:
+        print(json.dumps({"path": str(args.path), "pattern": args.pattern, "axis": args.axis,
+                          "tensors": report_dict(reports), "ok": not any(r.failed for r in reports)}, indent=1))
+    else:
+        print(f"{args.path}: {len(reports)} tensors, pattern {args.pattern} along axis {args.axis}")
+        for r in reports:
+            status = ("N:M" if r.nm else f"NOT N:M ({r.violating_groups} groups, first at {r.first_violations})"
+                      if r.nm is False else f"not checked: {r.reason}")
+            want = "should be sparse" if r.expected_sparse else "dense expected"
+            sizes = ", ".join(f"{k} {v}" for k, v in r.bytes.items())
+            print(f"  {'FAIL' if r.failed else 'ok  '} {r.name} {list(r.shape)} {r.dtype}: {status}; {want}"
+                  + (f"; bytes: {sizes}" if sizes else ""))
+        bad = sum(r.failed for r in reports)
+        print(f"{bad} tensor(s) that should be {args.pattern} are not" if bad else "every tensor that should be sparse is")
+    return 1 if any(r.failed for r in reports) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,12 +222,37 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted run directory")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_experiment)
-    g = sub.add_parser("golden", help="verify this nmref against a frozen golden set, or write a new set")
+    g = sub.add_parser("golden", help="verify nmref or another implementation against a frozen golden set, or write one")
     g.add_argument("action", choices=["verify", "write"], help="verify: recompute every case and compare; "
                    "write: make a new set in DIR (which must not exist)")
-    g.add_argument("dir", nargs="?", default="golden/v1", help="the set's directory (default: golden/v1)")
-    g.add_argument("--version", type=int, default=1, help="version number recorded by write (default: 1)")
+    g.add_argument("dir", nargs="?", default=None, help="the set: a directory, or a released version shipped with "
+                   "nmref (v1, v2; default: the newest)")
+    g.add_argument("--impl", default=None, metavar="MODULE:OBJECT", help="verify this implementation instead of "
+                   "nmref: a module or object with one attribute per operation (version 2 and later)")
+    g.add_argument("--version", type=int, default=2, help="version number recorded by write (default: 2)")
     g.set_defaults(func=_cmd_golden)
+    c = sub.add_parser("conform", help="check an implementation of an operation against nmref on adversarial inputs")
+    c.add_argument("--impl", default=None, metavar="MODULE:OBJECT",
+                   help="the implementation: a callable, or a namespace with one attribute per operation")
+    c.add_argument("--op", action="append", metavar="OP", help="operation to check (repeatable; 'all': every "
+                   "operation the namespace has)")
+    c.add_argument("--examples", type=int, default=200, help="inputs to draw per operation (default: 200)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
+    c.add_argument("--errors", action="store_true", help="also draw inputs the reference rejects; the "
+                   "implementation must raise on them too")
+    c.add_argument("--no-dtype-check", action="store_true", help="accept a result dtype other than the reference's "
+                   "where the rule is a tolerance")
+    c.add_argument("--list", action="store_true", help="list the operations, their calls and compare rules")
+    c.set_defaults(func=_cmd_conform)
+    k = sub.add_parser("check-checkpoint", help="report which tensors of a .safetensors/.npz checkpoint are N:M")
+    k.add_argument("path", help="a .safetensors or .npz file")
+    k.add_argument("--pattern", default="2:4", help="N:M (default: 2:4)")
+    k.add_argument("--axis", type=int, default=-1, help="grouped axis of each tensor (default: -1, the input dim)")
+    k.add_argument("--include", default=None, metavar="REGEX",
+                   help="names of the tensors that should be sparse (default: 2-D+ float tensors except "
+                        "embeddings, head, norms, biases)")
+    k.add_argument("--json", action="store_true", help="machine-readable report")
+    k.set_defaults(func=_cmd_check_checkpoint)
     return p
 
 
@@ -109,6 +260,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`nmref conform --list | head`): not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError) as e:  # nmref's errors subclass these: print them plainly
         print(f"nmref {args.command}: error: {e}", file=sys.stderr)
         return 2
