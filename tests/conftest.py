@@ -12,3 +12,5 @@ if settings is not None:
                               suppress_health_check=[HealthCheck.too_slow])
     settings.register_profile("thorough", max_examples=1000, deadline=None)
     settings.load_profile(os.environ.get("NMREF_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
+
+pytest_plugins = ["pytester"]

@@ -124,14 +124,15 @@ def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResul
 
 
 def resolve_impl(obj, op: str):
-    """The callable for ``op``: ``obj.<op>`` (or ``obj[op]``) when ``obj`` is a namespace (a module, an
-    object, a dict), else ``obj`` itself when it is callable. ``None`` when it has no such operation."""
+    """The callable for ``op``: ``obj.<op>`` (or ``obj[op]``) when ``obj`` is a namespace (a module, a
+    class, an object, a dict), else ``obj`` itself when it is a function or other callable object.
+    ``None`` when it has no such operation."""
     if isinstance(obj, dict):
         return obj.get(op)
     fn = getattr(obj, op, None)
     if fn is not None and callable(fn):
         return fn
-    if callable(obj) and not isinstance(obj, type(importlib)):
+    if callable(obj) and not isinstance(obj, (type, type(importlib))):
         return obj
     return None
 
@@ -155,7 +156,7 @@ def load_impl(target: str):
 
 def _summary(v, limit=600) -> str:
     if isinstance(v, np.ndarray):
-        text = np.array2string(v, threshold=64, max_line_width=100)
+        text = np.array2string(v, threshold=16, edgeitems=3, max_line_width=100)
         text = f"{text} (shape {v.shape}, dtype {v.dtype})"
     else:
         text = repr(v)
@@ -172,6 +173,8 @@ def reproduction(op: str, inputs: dict, result: CaseResult, impl_line: str = "im
         lines.append("import ml_dtypes")
     if "Fraction(" in text:
         lines.append("from fractions import Fraction")
+    if "sparse_array(" in text:
+        lines.append("from nmref.testing.values import sparse_array")
     lines.append("from nmref.testing import get_op, reference")
     lines.append(impl_line)
     lines.append("")

@@ -236,8 +236,27 @@ def _nested(a) -> str:
     return repr(a)
 
 
+def sparse_array(shape, dtype, entries: dict) -> np.ndarray:
+    """An array of zeros of ``shape`` and ``dtype`` (a name; bfloat16 included) with ``entries``
+    ``{index tuple: value}`` set: how a reproduction spells a large, mostly-zero input."""
+    from .strategies import dtype_of
+    dt = dtype_of(dtype)
+    out = np.zeros(shape, dtype=np.float32 if dt.name == "bfloat16" else dt)
+    for idx, val in entries.items():
+        out[idx] = val
+    return out.astype(dt)
+
+
 def source(v) -> str:
-    """A Python expression (using ``np``, ``ml_dtypes`` and ``Fraction``) that rebuilds ``v`` exactly."""
+    """A Python expression (using ``np``, ``ml_dtypes``, ``Fraction`` and, for a large mostly-zero
+    array, :func:`sparse_array`) that rebuilds ``v`` exactly."""
+    if isinstance(v, np.ndarray) and v.size > 64 and np.count_nonzero(v) <= 16 and v.dtype.kind in "fiub" and \
+            not (v.dtype.kind == "f" and np.signbit(v[v == 0].astype(np.float64)).any()):
+        nz = np.argwhere(v != 0)
+        vals = v[tuple(nz.T)]
+        vals = vals.astype(np.float64).tolist() if v.dtype.kind == "f" else vals.tolist()
+        entries = ", ".join(f"{tuple(int(i) for i in idx)}: {_nested(x)}" for idx, x in zip(nz, vals))
+        return f'sparse_array({v.shape}, "{v.dtype.name}", {{{entries}}})'
     if isinstance(v, np.ndarray):
         dt = v.dtype
         if v.size == 0:
