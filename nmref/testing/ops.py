@@ -895,7 +895,9 @@ def _specs():
         _spec("exact_threshold", A.exact_threshold, ("x", "p"), ("t",), _threshold_in,
               tuple((f"p{int(p * 100)}_{dt}", lambda r, p=p, dt=dt: {"x": _normal(r, 257, dt), "p": p})
                     for p, dt in ((0.5, "float32"), (0.0, "float32"), (0.25, "bfloat16"), (0.9, "float16"))) +
-              (("ties", lambda r: {"x": _ties(r, (4, 16)), "p": 0.4}),), "docs/activation.md"),
+              (("ties", lambda r: {"x": _ties(r, (4, 16)), "p": 0.4}),
+               # p·N = 3.6: the nearest drop count (4) and the floor (3) pick different distinct values
+               ("p36_n10_rounding", lambda r: {"x": _normal(r, 10), "p": 0.36})), "docs/activation.md"),
         _spec("histogram_threshold", histogram_threshold, ("x", "p"), ("t",), _histogram_in,
               tuple((f"bits{b}", lambda r, b=b: {"x": _normal(r, (8, 64)), "p": 0.5, "mantissa_bits": b}) for b in (7, 0, 12)),
               "docs/activation.md",
