@@ -168,7 +168,8 @@ def _cmd_conform(args) -> int:
             raise NMRefValueError("--op all needs a namespace (a module or object with one attribute per operation)")
         try:
             report = check_conforms(op, fn, examples=args.examples, seed=args.seed, errors=args.errors,
-                                    check_dtype=not args.no_dtype_check, impl_line=_impl_line(args.impl, op))
+                                    check_dtype=not args.no_dtype_check, dtypes=args.dtype,
+                                    impl_line=_impl_line(args.impl, op))
             print(report)
         except ConformanceError as e:
             failed = True
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
     c.add_argument("--errors", action="store_true", help="also draw inputs the reference rejects; the "
                    "implementation must raise on them too")
+    c.add_argument("--dtype", action="append", metavar="NAME", help="draw only inputs of these float dtypes "
+                   "(repeatable: float16, bfloat16, float32, float64; default: all)")
     c.add_argument("--no-dtype-check", action="store_true", help="accept a result dtype other than the reference's "
                    "where the rule is a tolerance")
     c.add_argument("--list", action="store_true", help="list the operations, their calls and compare rules")

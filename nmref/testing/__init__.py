@@ -14,10 +14,10 @@ See ``docs/conformance.md`` for the contract and a walk-through.
 """
 from . import strategies
 from .conform import CaseResult, ConformanceError, Report, check_conforms, load_impl, reproduction, resolve_impl, run_case
-from .ops import OPS, get_op, op_names, reference, teal_block
+from .ops import OPS, REFERENCE, get_op, op_names, reference, teal_block
 from .spec import RTOL, OpSpec
 from .values import EXACT, Tol, compare
 
 __all__ = ["check_conforms", "ConformanceError", "Report", "CaseResult", "run_case", "reproduction", "load_impl",
-           "resolve_impl", "OPS", "OpSpec", "RTOL", "op_names", "get_op", "reference", "teal_block", "strategies",
+           "resolve_impl", "OPS", "REFERENCE", "OpSpec", "RTOL", "op_names", "get_op", "reference", "teal_block", "strategies",
            "compare", "Tol", "EXACT"]

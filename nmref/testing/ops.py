@@ -28,7 +28,7 @@ from ..weight_scaling import soft_threshold_nm, weight_scale
 from . import strategies as hs
 from .spec import OpSpec
 
-__all__ = ["OPS", "op_names", "get_op", "reference", "teal_block"]
+__all__ = ["OPS", "REFERENCE", "op_names", "get_op", "reference", "teal_block"]
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 BF16 = hs.dtype_of("bfloat16")
@@ -158,7 +158,7 @@ def _compress24_in(rows_mult, cols_mult, dtypes=hs.FLOAT_DTYPE_NAMES, max_rows=2
     def draw_in(draw):
         shape = (rows_mult * draw(st.integers(0 if rows_mult < 32 else 1, max_rows)),
                  cols_mult * draw(st.integers(1, max_cols)))
-        dt = draw(st.sampled_from(dtypes))
+        dt = draw(hs.float_dtypes(dtypes))
         w = draw(hs.float_arrays(shape, dt, infinity=False, sparse=shape[0] * shape[1] > 256))
         if draw(st.booleans()):
             return {"w": w, "mask": draw(hs.masks(shape, 2, 4))}
@@ -974,3 +974,19 @@ def get_op(name: str) -> OpSpec:
 def reference(name: str):
     """The reference of operation ``name`` under the adapter contract (usually the nmref function itself)."""
     return get_op(name).ref
+
+
+class _Reference:
+    """Every operation's reference under the adapter contract, as one namespace (``--impl nmref.testing:REFERENCE``)."""
+
+    def __getattr__(self, name):
+        if name in OPS:
+            return OPS[name].ref
+        raise AttributeError(name)
+
+    def __dir__(self):
+        return list(OPS)
+
+
+#: The reference as a foreign implementation: ``nmref conform --impl nmref.testing:REFERENCE --op all``.
+REFERENCE = _Reference()

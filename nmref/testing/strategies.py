@@ -16,7 +16,10 @@ Per-operation input strategies live with each operation's specification
 """
 from __future__ import annotations
 
+import contextvars
+
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -36,9 +39,18 @@ def dtype_of(name) -> np.dtype:
     return np.dtype(name)
 
 
-def float_dtypes(names=FLOAT_DTYPE_NAMES):
-    """One of the float dtypes (shrinks to float32)."""
-    return st.sampled_from([dtype_of(n) for n in names if dtype_of(n) in FLOAT_DTYPES])
+#: The float dtypes a draw may use (None: all); set by ``check_conforms(dtypes=...)`` for its run.
+allowed_dtypes: contextvars.ContextVar = contextvars.ContextVar("nmref_allowed_dtypes", default=None)
+
+
+@st.composite
+def float_dtypes(draw, names=FLOAT_DTYPE_NAMES):
+    """One of the float dtypes ``names`` (shrinks to the first), restricted to :data:`allowed_dtypes`."""
+    allowed = allowed_dtypes.get()
+    choices = [dtype_of(n) for n in names if dtype_of(n) in FLOAT_DTYPES and (allowed is None or str(n) in allowed)]
+    if not choices:
+        reject()
+    return draw(st.sampled_from(choices))
 
 
 # Width of the element strategy that produces values exactly representable in the dtype.
@@ -90,6 +102,9 @@ def float_arrays(draw, shape, dtype=None, *, infinity: bool = True, ties: bool =
     if not isinstance(shape, tuple):
         shape = draw(shape)
     dt = draw(float_dtypes()) if dtype is None else dtype_of(dtype)
+    allowed = allowed_dtypes.get()
+    if allowed is not None and dt.name not in allowed:
+        reject()
     base = np.float32 if dt.name == "bfloat16" else dt
     el = values(dt, infinity=infinity, ties=ties, magnitude=magnitude)
     if equal and draw(st.integers(0, 7)) == 0:
