@@ -189,7 +189,8 @@ def _cmd_check_checkpoint(args) -> int:
     else:
         print(f"{args.path}: {len(reports)} tensors, pattern {args.pattern} along axis {args.axis}")
         for r in reports:
-            status = ("N:M" if r.nm else f"NOT N:M ({r.violating_groups} groups, first at {r.first_violations})"
+            status = ("N:M" if r.nm else f"NOT N:M ({r.violating_groups} group{'s' * (r.violating_groups != 1)}, "
+                      f"first at {r.first_violations})"
                       if r.nm is False else f"not checked: {r.reason}")
             want = "should be sparse" if r.expected_sparse else "dense expected"
             sizes = ", ".join(f"{k} {v}" for k, v in r.bytes.items())
