@@ -246,3 +246,37 @@ def test_bad_inputs():
         nmref.annealing_lambda(3, 0.1, 0)
     with pytest.raises(NMRefTypeError, match="state must be an AdamState"):
         nmref.adamw_step(p, p, {"step": 0}, AdamHyper())
+
+
+def test_bfloat16_steps_stay_bfloat16_and_round_once_per_operation():
+    """Scalars are rounded to the parameter's dtype, so bfloat16 arithmetic stays bfloat16 (NumPy would
+    promote bfloat16 × Python float to float32); AdamW equals a per-operation emulation: each operation
+    in float32 (exact for bfloat16 operands, but for the sqrt/div roundings) rounded to bfloat16."""
+    import ml_dtypes
+    bf = ml_dtypes.bfloat16
+    rng = np.random.default_rng(3)
+    p, g = (rng.standard_normal(64).astype(bf) for _ in range(2))
+    state = nmref.AdamState(4, (0.1 * rng.standard_normal(64)).astype(bf), (0.01 * rng.random(64)).astype(bf))
+    h = nmref.AdamHyper(lr=1e-2, weight_decay=0.1)
+    mask = nmref.nm_mask(p, 2, 4)
+    for fn, kw in ((nmref.adamw_step, {}), (nmref.adamw_decay_on_weights_step, {"mask": mask, "lam": 0.5}),
+                   (nmref.adamw_decay_in_grad_step, {"mask": mask, "lam": 0.5}),
+                   (nmref.ast_adamw_step, {"mask": mask, "lam": 0.5}),
+                   (nmref.adams_step, {"mask": mask, "lam": 0.5, "ramp_steps": 8})):
+        new, s = fn(p, g, state, h, **kw)
+        assert new.dtype == s.exp_avg.dtype == s.exp_avg_sq.dtype == bf, fn.__name__
+
+    def r(x):  # one rounding to bfloat16
+        return np.asarray(x, np.float32).astype(bf)
+
+    def op(f, *xs):
+        return r(f(*[np.asarray(x).astype(np.float32) for x in xs]))
+    t = 5
+    c = lambda v: r(v)  # noqa: E731 - a scalar rounded to bfloat16
+    pd = op(np.multiply, p, c(1 - h.lr * h.weight_decay))
+    u = op(np.add, op(np.multiply, op(np.subtract, g, state.exp_avg), c(1 - h.beta1)), state.exp_avg)
+    v = op(np.add, op(np.multiply, op(np.multiply, g, c(1 - h.beta2)), g), op(np.multiply, state.exp_avg_sq, c(h.beta2)))
+    denom = op(np.add, op(np.divide, op(np.sqrt, v), c(np.sqrt(1 - h.beta2 ** t))), c(h.eps))
+    want = op(np.add, op(np.divide, op(np.multiply, c(-h.lr / (1 - h.beta1 ** t)), u), denom), pd)
+    got, s = nmref.adamw_step(p, g, state, h)
+    assert got.tobytes() == want.tobytes() and s.exp_avg.tobytes() == u.tobytes() and s.exp_avg_sq.tobytes() == v.tobytes()
