@@ -40,8 +40,9 @@ extern "C" __global__ void ast_adamw_kernel(const float *__restrict__ p, const f
   un = un + ui;
   bool kept = mask[i] != 0;
   float decay = pw * lam;
-  float ut = kept ? un : decay + un;
-  float sig = mode == 0 ? ut : (kept ? gi : decay + gi);
+  bool add = !kept && lam != 0.f;  // a zero coefficient adds no term (-0.0 + 0.0 would be +0.0), as nmref
+  float ut = add ? decay + un : un;
+  float sig = mode == 0 ? ut : (add ? decay + gi : gi);
   adam_tail(pw, ut, sig, v[i], s, p_out + i, v_out + i);
   u_out[i] = un;
 }
@@ -58,7 +59,12 @@ extern "C" __global__ void adams_kernel(const float *__restrict__ p, const float
   float l1 = sg * alpha_lam;
   bool kept = mask[i] != 0;
   float gi = g[i], ui = u[i];
-  if (placement == 1) gi = kept ? gi : l1 + one_minus_alpha * gi;
+  // pruned entries: (1 - a) x + l1, with no l1 term when a*lam is 0 and no product when 1 - a is 1 (as nmref)
+  auto mix = [&](float x) {
+    float sx = one_minus_alpha == 1.f ? x : one_minus_alpha * x;
+    return alpha_lam == 0.f ? sx : l1 + sx;
+  };
+  if (placement == 1) gi = kept ? gi : mix(gi);
   float un = gi - ui;
   un = un * s.omb1;
   un = un + ui;
@@ -67,8 +73,8 @@ extern "C" __global__ void adams_kernel(const float *__restrict__ p, const float
     ut = un;
     sig = gi;
   } else {
-    ut = kept ? un : l1 + one_minus_alpha * un;
-    sig = mode == 0 ? ut : (kept ? gi : l1 + one_minus_alpha * gi);
+    ut = kept ? un : mix(un);
+    sig = mode == 0 ? ut : (kept ? gi : mix(gi));
   }
   adam_tail(pw, ut, sig, v[i], s, p_out + i, v_out + i);
   u_out[i] = un;

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, check_choice, check_int
-from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 from .masked import _check_mask_lam, check_second_moment
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -54,8 +54,7 @@ def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: 
     alpha = adams_alpha(state.step, ramp_steps)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    l1 = np.sign(p)
-    l1 *= scalar(alpha * lam, p.dtype)
+    l1 = scaled_term(np.sign(p), alpha * lam)  # None when α·λ rounds to 0 (α = 0: the first update)
     pb = pruned_bits(mask, p.dtype)
     if placement == "in_gradient":
         g = masked_add(grads, pb, l1, 1 - alpha)
@@ -63,7 +62,7 @@ def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: 
         v = update_second_moment(state.exp_avg_sq, g, hyper)
         return apply_update(p, u, v, t, hyper), AdamState(t, u, v)
     u = update_first_moment(state.exp_avg, grads, hyper)
-    signal = None if second_moment == "update" else masked_add(grads, pb, l1.copy(), 1 - alpha)
+    signal = None if second_moment == "update" else masked_add(grads, pb, None if l1 is None else l1.copy(), 1 - alpha)
     u_tilde = masked_add(u, pb, l1, 1 - alpha)
     signal = u_tilde if signal is None else signal
     v = update_second_moment(state.exp_avg_sq, signal, hyper)

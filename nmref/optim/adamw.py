@@ -70,16 +70,30 @@ def pruned_bits(mask: np.ndarray, dtype) -> np.ndarray:
     return bits
 
 
-def masked_add(base: np.ndarray, pbits: np.ndarray, term: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """``where(mask, base, scale·base + term)``, computed in ``term``'s buffer (overwritten).
+def scaled_term(params: np.ndarray, coefficient: float) -> np.ndarray | None:
+    """``coefficient · params`` in the parameter's dtype, or ``None`` (no term) when the coefficient
+    rounds to zero there: adding a zero term is not the identity on −0.0 (``−0.0 + 0.0 = +0.0``), and
+    ``λ = 0`` must leave every variant AdamW to the last bit."""
+    c = scalar(coefficient, params.dtype)
+    return None if c == 0 else np.multiply(params, c)
+
+
+def masked_add(base: np.ndarray, pbits: np.ndarray, term: np.ndarray | None, scale: float = 1.0) -> np.ndarray:
+    """``where(mask, base, scale·base + term)``, computed in ``term``'s buffer (overwritten); ``term=None``
+    is no term (``scale·base`` on pruned entries, ``base`` itself when ``scale`` is 1).
 
     Kept entries are ``base`` bit for bit. The select is ``base ^ ((base ^ alt) & pruned)`` on the
     raw bits: NumPy's ``where`` branches per element and runs ~3× slower on an unpredictable mask.
     """
-    out = term
-    if scale != 1.0:
+    if term is None:
+        if scale == 1.0:
+            return base.copy()
+        out = np.multiply(base, scalar(scale, base.dtype))
+    elif scale != 1.0:
+        out = term
         out += scalar(scale, base.dtype) * base
     else:
+        out = term
         out += base
     ui = _UINT[out.dtype.itemsize]
     x, b = out.view(ui), base.view(ui)

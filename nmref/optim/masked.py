@@ -3,7 +3,8 @@
 ``¬m`` are the pruned entries of the current N:M mask, ``λ ≥ 0`` the (annealed) decay factor. All
 three start with PyTorch AdamW's decoupled weight decay ``W ← W(1 − γω)`` and use that decayed
 ``W`` in the masked-decay term (the order of AST's public code). Kept entries always follow plain
-AdamW bit for bit; with ``λ = 0`` every variant *is* :func:`~nmref.optim.adamw_step`.
+AdamW bit for bit; with ``λ = 0`` every variant *is* :func:`~nmref.optim.adamw_step` (a coefficient
+that rounds to zero in the parameter's dtype adds no term, so this holds on −0.0 weights too).
 
 * ``adamw_decay_on_weights_step`` (variant 1): ``W ← Adam(W, g) − γ λ (¬m ⊙ W)``.
 * ``adamw_decay_in_grad_step`` (variant 2; Hu et al. 2024, AST's LLaMA path): AdamW on
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_bool_array, check_choice, check_finite_scalar, check_shape
-from .adamw import scalar, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -49,7 +50,7 @@ def adamw_decay_on_weights_step(params, grads, state: AdamState, hyper: AdamHype
     u = update_first_moment(state.exp_avg, grads, hyper)
     v = update_second_moment(state.exp_avg_sq, grads, hyper)
     new = apply_update(p, u, v, t, hyper)
-    return masked_add(new, pruned_bits(mask, p.dtype), np.multiply(p, scalar(-(hyper.lr * lam), p.dtype))), AdamState(t, u, v)
+    return masked_add(new, pruned_bits(mask, p.dtype), scaled_term(p, -(hyper.lr * lam))), AdamState(t, u, v)
 
 
 def adamw_decay_in_grad_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: float):
@@ -58,7 +59,7 @@ def adamw_decay_in_grad_step(params, grads, state: AdamState, hyper: AdamHyper, 
     mask, lam = _check_mask_lam(params, mask, lam)
     t = state.step + 1
     p = decoupled_decay(params, hyper)
-    g = masked_add(grads, pruned_bits(mask, p.dtype), np.multiply(p, scalar(lam, p.dtype)))
+    g = masked_add(grads, pruned_bits(mask, p.dtype), scaled_term(p, lam))
     u = update_first_moment(state.exp_avg, g, hyper)
     v = update_second_moment(state.exp_avg_sq, g, hyper)
     return apply_update(p, u, v, t, hyper), AdamState(t, u, v)
@@ -80,9 +81,9 @@ def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, l
     t = state.step + 1
     p = decoupled_decay(params, hyper)
     u = update_first_moment(state.exp_avg, grads, hyper)
-    decay = np.multiply(p, scalar(lam, p.dtype))
+    decay = scaled_term(p, lam)
     pb = pruned_bits(mask, p.dtype)
-    signal = None if second_moment == "update" else masked_add(grads, pb, decay.copy())
+    signal = None if second_moment == "update" else masked_add(grads, pb, None if decay is None else decay.copy())
     u_tilde = masked_add(u, pb, decay)
     signal = u_tilde if signal is None else signal
     v = update_second_moment(state.exp_avg_sq, signal, hyper)
