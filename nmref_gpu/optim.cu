@@ -10,7 +10,19 @@ struct AdamScalars {
   float neg_step;      // -(lr / (1 - beta1^t))
   float sqrt_bc2;      // sqrt(1 - beta2^t)
   float eps;
+  float beta1_w;       // 1 - omb1 (exact): the weight of lerp's upper form
 };
+
+// u <- lerp(u, g, omb1) as PyTorch (and nmref) compute it: exact at both ends of the weight
+__device__ __forceinline__ float lerp_moment(float ui, float gi, const AdamScalars &s) {
+  float d = gi - ui;
+  if (s.omb1 < 0.5f) {
+    d = d * s.omb1;
+    return d + ui;
+  }
+  d = d * s.beta1_w;
+  return gi - d;
+}
 
 __device__ __forceinline__ void adam_tail(float pw, float numer, float sig, float v, const AdamScalars &s,
                                           float *p_out, float *v_out) {
@@ -35,9 +47,7 @@ extern "C" __global__ void ast_adamw_kernel(const float *__restrict__ p, const f
   if (i >= n) return;
   float pw = p[i] * s.wd_factor;
   float gi = g[i], ui = u[i];
-  float un = gi - ui;
-  un = un * s.omb1;
-  un = un + ui;
+  float un = lerp_moment(ui, gi, s);
   bool kept = mask[i] != 0;
   float decay = pw * lam;
   bool add = !kept && lam != 0.f;  // a zero coefficient adds no term (-0.0 + 0.0 would be +0.0), as nmref
@@ -65,9 +75,7 @@ extern "C" __global__ void adams_kernel(const float *__restrict__ p, const float
     return alpha_lam == 0.f ? sx : l1 + sx;
   };
   if (placement == 1) gi = kept ? gi : mix(gi);
-  float un = gi - ui;
-  un = un * s.omb1;
-  un = un + ui;
+  float un = lerp_moment(ui, gi, s);
   float ut, sig;
   if (placement == 1) {
     ut = un;

@@ -14,7 +14,7 @@ from nmref.optim.state import AdamHyper, AdamState
 from ._module import as_device, blocks, cupy, module
 
 _SCAL = np.dtype([("wd_factor", "<f4"), ("omb1", "<f4"), ("omb2", "<f4"), ("beta2", "<f4"), ("neg_step", "<f4"),
-                  ("sqrt_bc2", "<f4"), ("eps", "<f4")])
+                  ("sqrt_bc2", "<f4"), ("eps", "<f4"), ("beta1_w", "<f4")])
 
 
 def _mod():
@@ -30,6 +30,7 @@ def _scalars(hyper: AdamHyper, t: int):
     s["neg_step"] = -(hyper.lr / (1 - hyper.beta1 ** t))
     s["sqrt_bc2"] = math.sqrt(1 - hyper.beta2 ** t)
     s["eps"] = hyper.eps
+    s["beta1_w"] = 1 - float(s["omb1"])  # exact in float32 when it is used (omb1 >= 0.5)
     return s
 
 

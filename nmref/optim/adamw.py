@@ -5,7 +5,8 @@ AdamW to the last bit).
 One step, ``t = state.step + 1``, all arithmetic in the parameter's dtype:
 
     W ← W · (1 − γω)                                  (decoupled weight decay, first)
-    u ← u + (1 − β₁)(g − u)                           (PyTorch's lerp form of β₁u + (1−β₁)g)
+    u ← lerp(u, g, 1 − β₁)                            (β₁u + (1−β₁)g in PyTorch's lerp form:
+                                                       u + w(g − u) for w < ½, else g − (g − u)(1 − w))
     v ← v·β₂ + ((1 − β₂)·g)·g
     W ← W + ((−γ / (1 − β₁ᵗ)) · u) / (√v / √(1 − β₂ᵗ) + ε)
 """
@@ -33,9 +34,16 @@ def decoupled_decay(params: np.ndarray, hyper: AdamHyper) -> np.ndarray:
 
 
 def update_first_moment(exp_avg: np.ndarray, grads: np.ndarray, hyper: AdamHyper) -> np.ndarray:
+    """PyTorch's ``lerp(u, g, w)`` with ``w = 1 − β₁``: ``u + w·(g − u)`` for ``w < 0.5``, else
+    ``g − (g − u)·(1 − w)`` — exact at both ends (``β₁ = 0`` gives ``g`` even when ``|g| ≪ |u|``)."""
     out = np.subtract(grads, exp_avg)  # one allocation, then in place: large temporaries cost page faults
-    out *= scalar(1 - hyper.beta1, out.dtype)
-    out += exp_avg
+    w = scalar(1 - hyper.beta1, out.dtype)
+    if w < 0.5:
+        out *= w
+        out += exp_avg
+    else:
+        out *= scalar(1 - float(w), out.dtype)  # 1 − w is exact for w in [0.5, 1]
+        np.subtract(grads, out, out=out)
     return out
 
 

@@ -37,8 +37,9 @@ class OpSpec:
     * ``golden``: ``((suffix, make(rng) -> inputs), ...)``: the fixed cases of a golden set;
     * ``tol``: ``"exact"``, or ``dtype_of(inputs) -> dtype name`` (arithmetic: relative tolerance
       :data:`RTOL` of that dtype), or a dict of these per output;
-    * ``scale``: ``inputs -> float``: the magnitude an arithmetic result's error is relative to
-      (default: the output's largest finite magnitude); the absolute tolerance is ``rtol·scale``;
+    * ``scale``: ``(inputs, want) -> float``: the magnitude an arithmetic result's error is relative
+      to — that of the terms summed (default: the output's largest finite magnitude); the absolute
+      tolerance is ``rtol·scale``;
     * ``build``: ``inputs -> inputs`` deriving arguments that cannot be stored (a callable);
     * ``post``: ``result -> result`` mapping objects to plain values (applied to both sides).
     """
@@ -84,7 +85,7 @@ class OpSpec:
                 out[name] = EXACT
                 continue
             rtol = RTOL[str(rule(inputs))]
-            scale = max(_max_finite(w), self.scale(inputs) if self.scale else 0.0)
+            scale = max(_max_finite(w), self.scale(inputs, want) if self.scale else 0.0)
             out[name] = Tol(rtol, rtol * scale)
         return out
 
