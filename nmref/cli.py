@@ -78,7 +78,7 @@ def _cmd_golden(args) -> int:
         impl = load_impl(args.impl)
     results = verify_golden(directory, impl=impl)
     print(f"golden set {directory}" + (f", implementation {args.impl}" if args.impl else ", this nmref"))
-    bad = [(n, r) for n, r in results if r is not None and r != "not implemented"]
+    bad = [(n, r) for n, r in results if r not in (None, "not implemented", "unsupported")]
     if impl is None:
         width = max(len(n) for n, _ in results)
         for name, reason in results:
@@ -112,9 +112,10 @@ def _golden_by_op(directory, results, target) -> int:
             print(f"{op:<{width}}  not implemented")
             counts["not implemented"] += 1
             continue
-        first = next(((n, r) for n, r in cases if r is not None), None)
+        first = next(((n, r) for n, r in cases if r not in (None, "unsupported")), None)
         if first is None:
-            print(f"{op:<{width}}  ok ({len(cases)} cases)")
+            skipped = sum(r == "unsupported" for _, r in cases)
+            print(f"{op:<{width}}  ok ({len(cases) - skipped} cases" + (f", {skipped} outside its domain)" if skipped else ")"))
             counts["ok"] += 1
             continue
         failed = True

@@ -390,7 +390,10 @@ def _check_v2_case(entry, inputs, want, fn) -> str | None:
     from .testing.values import compare as compare_value
     spec = get_op(entry["op"])
     args, kwargs = spec.call_args({k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in inputs.items()})
-    got = spec.outputs_of(fn(*args, **kwargs))
+    try:
+        got = spec.outputs_of(fn(*args, **kwargs))
+    except NotImplementedError:
+        return "unsupported"
     reasons = [f"{k}: {r}" for k in want
                if (r := compare_value(got.get(k), want[k], _rule(entry["compare"][k])))]
     return "; ".join(reasons) or None
@@ -402,7 +405,8 @@ def verify_golden(directory, impl=None) -> list[tuple[str, str | None]]:
 
     ``impl``: a foreign implementation (version-2 sets): a namespace (module, object, dict) whose
     attribute ``<op>`` implements each operation under the adapter contract (``nmref.testing``); a case
-    whose operation it lacks is reported as ``"not implemented"``. Without ``impl``, this nmref."""
+    whose operation it lacks is reported as ``"not implemented"``, one it raises ``NotImplementedError``
+    on as ``"unsupported"`` (outside its domain). Without ``impl``, this nmref."""
     from .testing.conform import resolve_impl
     from .testing.ops import OPS
     directory = Path(directory)

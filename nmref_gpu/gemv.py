@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nmref._checks import NMRefValueError
+from nmref._checks import NMRefValueError, check_real_scalar
 from ._launch import launch
 from ._module import as_device, blocks, ctype, cupy, module
 
@@ -109,14 +109,19 @@ def _x(x, in_features, dtype):
 
 
 def _teal_x_t(x, t, in_f, dtype, align=None):
-    """The TEAL kernels' activation ``x[in]`` (the weight's dtype) and a non-NaN threshold ``t``."""
+    """The TEAL kernels' activation ``x[in]`` (the weight's dtype) and the threshold as the float32 the
+    kernels compare with: ``t`` rounded toward −∞, so that ``|x| > t32`` equals nmref's float64
+    ``|x| > t`` for every float32-representable ``|x|`` (all fp16/bf16 values); rounding to nearest
+    would keep an ``x`` lying between ``t`` and ``t32 < t``."""
     x = as_device("x", x, dtypes=_HALF, ndim=1, align=align)
     if x.shape[0] != in_f or x.dtype != dtype:
         raise NMRefValueError(f"x must be [{in_f}] of dtype {dtype}, got {x.shape} {x.dtype}")
-    t = float(t)
-    if np.isnan(t):
-        raise NMRefValueError("t (threshold) is NaN")
-    return x, t
+    t = check_real_scalar("t (threshold)", t)
+    with np.errstate(over="ignore"):
+        t32 = np.float32(t)
+    if float(t32) > t:
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    return x, t32
 
 
 def _bmax(batch):
@@ -260,7 +265,7 @@ def gemv_input_sparse(x, w, t: float, *, out=None, variant: str = "block", accum
     x, t = _teal_x_t(x, t, in_f, w.dtype)
     y = _teal_out(out, out_f, accumulate)
     wt = w.T  # C-contiguous [in, out]
-    args = (wt, x, np.float32(t), y, np.int32(in_f), np.int32(out_f))
+    args = (wt, x, t, y, np.int32(in_f), np.int32(out_f))
     if variant in ("block", "block512"):  # 256 outputs × 256 (512) input rows per block
         ch = 512 if variant == "block512" else 256
         _teal_launch("gemv_teal_blk", f"{ctype(w.dtype)},{ch}", (blocks(out_f, 256), blocks(in_f, ch)), args, out_f,
@@ -298,7 +303,7 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, va
         raise NMRefValueError(f"variant must be 4 or 8 (groups in flight per lane), got {variant!r}")
     y = _teal_out(out, out_f, accumulate)
     _teal_launch("gemv_teal24_blk", f"{ctype(values_t.dtype)},{variant}", (blocks(out_f, 256), blocks(in_f // 4, 64)),
-                 (values_t, meta_t, x, np.float32(t), y, np.int32(in_f), np.int32(out_f)), out_f, y, accumulate,
+                 (values_t, meta_t, x, t, y, np.int32(in_f), np.int32(out_f)), out_f, y, accumulate,
                  deterministic)
     return y
 

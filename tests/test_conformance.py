@@ -225,3 +225,19 @@ def test_pytest_plugin_fixture(pytester):
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*exact_threshold: the implementation differs from nmref's reference*",
                                  "*x = np.array(*", "*p = *", "*kl_forward: the implementation differs*"])
+
+
+def test_inputs_outside_an_implementations_domain_are_skipped_and_counted(capsys):
+    def float32_only(w, n, m, **kw):
+        if w.dtype != np.float32:
+            raise NotImplementedError("float32 only")
+        return nmref.nm_mask(w, n, m, **kw)
+    report = nt.check_conforms("nm_mask", float32_only, examples=60)
+    assert report.examples == 60 and report.unsupported > 0 and "outside its domain skipped" in str(report)
+
+    def nothing(*a, **k):
+        raise NotImplementedError
+    with pytest.raises(nmref.NMRefValueError, match="outside the implementation's domain"):
+        nt.check_conforms("nm_mask", nothing, examples=10)
+    res = dict(nmref.verify_golden(nmref.golden.golden_dir(2), impl={"nm_mask": float32_only}))
+    assert res["nm_mask_2_4_bfloat16"] == "unsupported" and res["nm_mask_2_4"] is None

@@ -2,7 +2,9 @@
 :func:`check_conforms` (hypothesis draws inputs, shrinks any difference to a minimal one).
 
 A case passes when the implementation returns what the reference returns under the operation's
-rule (``spec.rules``: exact, or a stated tolerance) and leaves its inputs unmodified. By default
+rule (``spec.rules``: exact, or a stated tolerance) and leaves its inputs unmodified. An
+implementation that covers only part of an operation's domain (a kernel for some dtypes or shapes)
+raises ``NotImplementedError`` on the rest: such inputs are skipped and counted, not failed. By default
 only inputs the reference accepts are drawn; with ``errors=True`` the implementation must also
 raise where the reference raises (``strict_errors=True``: an exception of the same builtin class,
 ``ValueError`` or ``TypeError``).
@@ -44,6 +46,7 @@ class CaseResult:
     ref_error: BaseException | None = None
     impl_error: BaseException | None = None
     reasons: list = field(default_factory=list)
+    unsupported: str | None = None  # the implementation raised NotImplementedError: outside its domain
 
     @property
     def ok(self) -> bool:
@@ -52,13 +55,16 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class Report:
-    """A passing :func:`check_conforms` run: the operation and how many inputs were checked."""
+    """A passing :func:`check_conforms` run: the operation, how many inputs were checked, and how many
+    were skipped as outside the implementation's domain (it raised ``NotImplementedError``)."""
     op: str
     examples: int
     seed: int
+    unsupported: int = 0
 
     def __str__(self):
-        return f"{self.op}: conforms on {self.examples} examples (seed {self.seed})"
+        skipped = f"; {self.unsupported} inputs outside its domain skipped" if self.unsupported else ""
+        return f"{self.op}: conforms on {self.examples} examples (seed {self.seed}){skipped}"
 
 
 def _same(a, b) -> bool:
@@ -97,6 +103,9 @@ def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResul
         res.got = spec.outputs_of(got)
     except _ShapeOfResult as e:
         res.reasons.append(str(e))
+        return res
+    except NotImplementedError as e:
+        res.unsupported = str(e) or "NotImplementedError"
         return res
     except Exception as e:  # noqa: BLE001 - any exception of the implementation is a finding
         res.impl_error = e
@@ -256,7 +265,7 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
         raise NMRefValueError(f"examples must be an integer >= 1, got {examples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise NMRefTypeError(f"seed must be an integer, got {seed!r}")
-    state = {"last": None, "ran": 0}
+    state = {"last": None, "ran": 0, "unsupported": 0}
 
     @settings(max_examples=examples, deadline=None, database=None, verbosity=Verbosity.quiet, print_blob=False,
               suppress_health_check=list(HealthCheck))
@@ -265,6 +274,9 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
     def prop(inputs):
         res = run_case(op, impl, inputs, check_dtype=check_dtype, errors=errors, strict_errors=strict_errors)
         if res.ref_error is not None and not errors:
+            reject()
+        if res.unsupported is not None:
+            state["unsupported"] += 1
             reject()
         state["ran"] += 1
         if not res.ok:
@@ -277,6 +289,10 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
         inputs, res = state["last"]
         raise ConformanceError(op, res.reasons[0], reproduction(op, inputs, res, impl_line), inputs, res) from None
     except Unsatisfiable:
-        raise NMRefValueError(f"{op}: no inputs could be drawn" + (f" with float dtypes {sorted(dtypes)}" if dtypes else
-                              " that the reference accepts")) from None
-    return Report(op, state["ran"], seed)
+        why = (f" with float dtypes {sorted(dtypes)}" if dtypes else "") + \
+            (f" ({state['unsupported']} were outside the implementation's domain)" if state["unsupported"] else "")
+        raise NMRefValueError(f"{op}: no inputs the reference accepts could be drawn{why}") from None
+    if state["ran"] == 0:
+        raise NMRefValueError(f"{op}: every drawn input was outside the implementation's domain "
+                              f"({state['unsupported']} raised NotImplementedError)")
+    return Report(op, state["ran"], seed, state["unsupported"])
