@@ -1,5 +1,5 @@
-// Fused optimizer steps over flat float32 buffers, operation for operation as nmref.optim
-// (compiled with --fmad=false so every product and sum is rounded as NumPy rounds it).
+// Fused optimizer steps over flat float32 buffers, operation for operation as nmref.optim: every
+// product, sum, quotient and root rounded once, as NumPy rounds it (the f_* helpers below).
 // Scalars arrive already rounded to float32 exactly as NumPy casts Python floats.
 #include "nm_types.cuh"
 
@@ -13,28 +13,32 @@ struct AdamScalars {
   float beta1_w;       // 1 - omb1 (exact): the weight of lerp's upper form
 };
 
+// IEEE float32 arithmetic written as PTX without .ftz: subnormal inputs and results are kept whatever
+// the compiler's flags (CuPy compiles with -ftz=true after any option given, cupy/cupy#9576), and no
+// product is contracted into an FMA. Each is one correctly rounded operation, as NumPy's.
+__device__ __forceinline__ float f_add(float a, float b) { float r; asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float f_sub(float a, float b) { float r; asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float f_mul(float a, float b) { float r; asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float f_div(float a, float b) { float r; asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ __forceinline__ float f_sqrt(float a) { float r; asm("sqrt.rn.f32 %0, %1;" : "=f"(r) : "f"(a)); return r; }
+// zero and sign tests on the bits (a flushed compare would call a subnormal 0)
+__device__ __forceinline__ bool is_zero(float a) { return (__float_as_uint(a) << 1) == 0u; }
+__device__ __forceinline__ float sign_of(float a) {  // NumPy's sign: -1, 0 (either zero), 1
+  return is_zero(a) ? 0.f : ((__float_as_uint(a) >> 31) ? -1.f : 1.f);
+}
+
 // u <- lerp(u, g, omb1) as PyTorch (and nmref) compute it: exact at both ends of the weight
 __device__ __forceinline__ float lerp_moment(float ui, float gi, const AdamScalars &s) {
-  float d = gi - ui;
-  if (s.omb1 < 0.5f) {
-    d = d * s.omb1;
-    return d + ui;
-  }
-  d = d * s.beta1_w;
-  return gi - d;
+  float d = f_sub(gi, ui);
+  if (s.omb1 < 0.5f) return f_add(f_mul(d, s.omb1), ui);
+  return f_sub(gi, f_mul(d, s.beta1_w));
 }
 
 __device__ __forceinline__ void adam_tail(float pw, float numer, float sig, float v, const AdamScalars &s,
                                           float *p_out, float *v_out) {
-  float vn = sig * s.omb2;
-  vn = vn * sig;
-  vn = vn + v * s.beta2;
-  float den = sqrtf(vn);
-  den = den / s.sqrt_bc2;
-  den = den + s.eps;
-  float upd = s.neg_step * numer;
-  upd = upd / den;
-  *p_out = upd + pw;
+  float vn = f_add(f_mul(f_mul(sig, s.omb2), sig), f_mul(v, s.beta2));
+  float den = f_add(f_div(f_sqrt(vn), s.sqrt_bc2), s.eps);
+  *p_out = f_add(f_div(f_mul(s.neg_step, numer), den), pw);
   *v_out = vn;
 }
 
@@ -45,14 +49,14 @@ extern "C" __global__ void ast_adamw_kernel(const float *__restrict__ p, const f
                                  float lam, int mode) {
   long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  float pw = p[i] * s.wd_factor;
+  float pw = f_mul(p[i], s.wd_factor);
   float gi = g[i], ui = u[i];
   float un = lerp_moment(ui, gi, s);
   bool kept = mask[i] != 0;
-  float decay = pw * lam;
-  bool add = !kept && lam != 0.f;  // a zero coefficient adds no term (-0.0 + 0.0 would be +0.0), as nmref
-  float ut = add ? decay + un : un;
-  float sig = mode == 0 ? ut : (add ? decay + gi : gi);
+  float decay = f_mul(pw, lam);
+  bool add = !kept && !is_zero(lam);  // a zero coefficient adds no term (-0.0 + 0.0 would be +0.0), as nmref
+  float ut = add ? f_add(decay, un) : un;
+  float sig = mode == 0 ? ut : (add ? f_add(decay, gi) : gi);
   adam_tail(pw, ut, sig, v[i], s, p_out + i, v_out + i);
   u_out[i] = un;
 }
@@ -64,15 +68,14 @@ extern "C" __global__ void adams_kernel(const float *__restrict__ p, const float
                              float alpha_lam, float one_minus_alpha, int placement, int mode) {
   long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  float pw = p[i] * s.wd_factor;
-  float sg = (float)((pw > 0.f) - (pw < 0.f));
-  float l1 = sg * alpha_lam;
+  float pw = f_mul(p[i], s.wd_factor);
+  float l1 = f_mul(sign_of(pw), alpha_lam);
   bool kept = mask[i] != 0;
   float gi = g[i], ui = u[i];
   // pruned entries: (1 - a) x + l1, with no l1 term when a*lam is 0 and no product when 1 - a is 1 (as nmref)
   auto mix = [&](float x) {
-    float sx = one_minus_alpha == 1.f ? x : one_minus_alpha * x;
-    return alpha_lam == 0.f ? sx : l1 + sx;
+    float sx = one_minus_alpha == 1.f ? x : f_mul(one_minus_alpha, x);
+    return is_zero(alpha_lam) ? sx : f_add(l1, sx);
   };
   if (placement == 1) gi = kept ? gi : mix(gi);
   float un = lerp_moment(ui, gi, s);

@@ -154,10 +154,13 @@ def _decompress_nm_in(draw):
 
 
 def _compress24_in(rows_mult, cols_mult, dtypes=hs.FLOAT_DTYPE_NAMES, max_rows=2, max_cols=2):
+    # widths of 32 and 64 columns come often: the layouts' and the kernels' common multiples
+    wide = [k for k in (32 // cols_mult, 64 // cols_mult) if 1 <= k <= max(max_cols, 64 // cols_mult)]
+
     @st.composite
     def draw_in(draw):
         shape = (rows_mult * draw(st.integers(0 if rows_mult < 32 else 1, max_rows)),
-                 cols_mult * draw(st.integers(1, max_cols)))
+                 cols_mult * draw(st.integers(1, max_cols) | st.sampled_from(wide)))
         dt = draw(hs.float_dtypes(dtypes))
         w = draw(hs.float_arrays(shape, dt, infinity=False, sparse=shape[0] * shape[1] > 256))
         if draw(st.booleans()):
@@ -307,7 +310,7 @@ def _annealing_in(draw):
 
 @st.composite
 def _refresh_in(draw):
-    w, n, m, axis = draw(hs.nm_arrays())
+    w, n, m, axis = draw(hs.nm_arrays() | hs.nm_arrays(max_m=4, min_n=2).filter(lambda c: (c[1], c[2]) == (2, 4)))
     return {"w": w, "mask_old": draw(hs.masks(w.shape, n, m, axis)), "n": n, "m": m, "axis": axis}
 
 
@@ -512,7 +515,7 @@ def _sparsify_in(draw, batched=False, prefill=False):
 
 
 def _gemv_shapes(draw, batch=True):
-    out, inn = draw(st.integers(0, 6)), draw(st.integers(0, 12))
+    out, inn = draw(st.integers(0, 6) | st.sampled_from([8, 16])), draw(st.integers(0, 12))
     xshape = (inn,) if not batch or draw(st.booleans()) else (draw(st.integers(1, 3)), inn)
     return out, inn, xshape
 

@@ -17,12 +17,16 @@ import numpy as np
 
 from .values import EXACT, Tol
 
-__all__ = ["OpSpec", "RTOL"]
+__all__ = ["OpSpec", "RTOL", "FTZ_FLOOR"]
 
 #: Relative tolerance by the dtype of the arithmetic: about 4 units in the last place of float16
 #: and bfloat16, a few hundred of float32 (sums of up to a few hundred terms in another order), and
 #: ~10⁵ of float64.
 RTOL = {"float16": 4e-3, "bfloat16": 3.2e-2, "float32": 2e-5, "float64": 1e-11}
+#: An arithmetic result may also differ by this many times the smallest normal number of its dtype:
+#: an implementation may flush subnormals to zero (most GPU kernels do, e.g. CuPy compiles with -ftz=true).
+FTZ_FLOOR = 64
+_TINY = {"float16": 2.0 ** -14, "bfloat16": 2.0 ** -126, "float32": 2.0 ** -126, "float64": 2.0 ** -1022}
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,10 @@ class OpSpec:
             if rule == EXACT:
                 out[name] = EXACT
                 continue
-            rtol = RTOL[str(rule(inputs))]
+            dt = str(rule(inputs))
+            rtol = RTOL[dt]
             scale = max(_max_finite(w), self.scale(inputs, want) if self.scale else 0.0)
-            out[name] = Tol(rtol, rtol * scale)
+            out[name] = Tol(rtol, rtol * scale + FTZ_FLOOR * _TINY[dt])
         return out
 
 
