@@ -1,7 +1,12 @@
 """SparseGPT (Frantar & Alistarh 2023) one-shot N:M pruning with OBS weight updates.
 
-For a linear layer ``W[out, in]`` with calibration inputs ``X[tokens, in]``, ``H = 2XᵀX/n`` (the
-caller passes any symmetric PSD ``H``; the factor 2/n does not change the result). Steps:
+For a linear layer ``W[out, in]`` with calibration inputs ``X[tokens, in]``, ``H = 2XᵀX/n`` with
+``n`` the number of **tokens** (:func:`hessian_from_inputs`; the caller may pass any symmetric PSD
+``H``). The original code accumulates ``2/N·Σ xxᵀ`` over the tokens of ``N`` **sequences**, i.e.
+``seq_len`` times nmref's ``H`` for sequences of equal length (tested). Scaling ``H`` by ``c > 0``
+leaves the result unchanged (up to rounding) *only when no input is dead*: step 1 sets a dead
+input's ``H_cc`` to the absolute value 1, which then enters the damping's ``mean(diag H)`` and the
+inverse, so with dead inputs the scale of ``H`` changes the masks (tested). Steps:
 
 1. dead inputs (``H_cc = 0``): ``H_cc ← 1`` and ``W[:, c] ← 0``;
 2. damping: ``H ← H + δ·mean(diag H)·I`` (``δ = damp``, SparseGPT's 1%);

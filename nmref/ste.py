@@ -39,6 +39,8 @@ def annealing_lambda(t: int, alpha: float, t0: int) -> float:
     """Annealing SR-STE (AST eqs. 2–3): ``λ(t) = α·t/T0`` for ``t ≤ T0``, then ``α``.
 
     ``t ≥ 0`` is the iteration, ``T0 ≥ 1`` the ramp length (AST uses T0 = T1/4), ``α ≥ 0``.
+    **Choice:** the AST paper writes ``λ(t) = α·t`` for ``t ≤ T0`` (so the plateau would be ``α·T0``);
+    its public code, and nmref, divide by ``T0``, so that ``α`` is the plateau value itself.
     """
     t = check_int("t", t, minimum=0)
     t0 = check_int("t0", t0, minimum=1)

@@ -8,12 +8,9 @@ import pytest
 import nmref
 from nmref import AdamHyper, AdamState, init_adam_state
 
-cp = pytest.importorskip("cupy")
-try:
-    if cp.cuda.runtime.getDeviceCount() < 1:
-        pytest.skip("no CUDA GPU", allow_module_level=True)
-except Exception:  # noqa: BLE001 - any CUDA failure means no usable GPU
-    pytest.skip("no CUDA GPU", allow_module_level=True)
+from gpu_skip import require_gpu
+
+cp = require_gpu()
 import nmref_gpu  # noqa: E402
 
 if os.environ.get("NMREF_GPU_NO_POOL"):  # under compute-sanitizer: one cudaMalloc per array, so any

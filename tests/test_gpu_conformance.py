@@ -10,12 +10,9 @@ import pytest
 import nmref
 import nmref.testing as nt
 
-cp = pytest.importorskip("cupy")
-try:
-    if cp.cuda.runtime.getDeviceCount() < 1:
-        pytest.skip("no CUDA GPU", allow_module_level=True)
-except Exception:  # noqa: BLE001 - any CUDA failure means no usable GPU
-    pytest.skip("no CUDA GPU", allow_module_level=True)
+from gpu_skip import require_gpu
+
+cp = require_gpu()
 import nmref_gpu as G  # noqa: E402
 
 pytestmark = pytest.mark.gpu

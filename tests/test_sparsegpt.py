@@ -89,3 +89,38 @@ def test_errors():
         nmref.sparsegpt_prune(np.full((2, 8), np.nan), np.eye(8), 2, 4)
     with pytest.raises(nmref.NMRefValueError, match="calibration"):
         nmref.hessian_from_inputs(np.zeros((0, 8)))
+
+
+def test_hessian_scale_matters_only_with_dead_inputs():
+    """Without dead inputs, c·H prunes like H (the damping is relative); a dead input's H_cc becomes the
+    absolute 1, so with dead inputs the scale of H changes the result (docstring of sparsegpt_prune)."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((64, 256))
+    x = rng.standard_normal((512, 256)) @ (np.eye(256) + 0.3 * rng.standard_normal((256, 256)))
+    h = nmref.hessian_from_inputs(x)
+    w1, m1 = nmref.sparsegpt_prune(w, h, 2, 4)
+    w32, m32 = nmref.sparsegpt_prune(w, 32 * h, 2, 4)
+    assert np.array_equal(m1, m32)
+    np.testing.assert_allclose(w1, w32, rtol=1e-9, atol=1e-9)
+    x[:, [5, 77]] = 0.0  # two dead inputs
+    hd = nmref.hessian_from_inputs(x)
+    hd /= np.mean(np.diag(hd))  # diag of order 1, where the dead inputs' fill value 1 is not negligible
+    _, md1 = nmref.sparsegpt_prune(w, hd, 2, 4)
+    _, md32 = nmref.sparsegpt_prune(w, 32 * hd, 2, 4)
+    assert (md1 != md32).sum() >= 10  # 46 of the 16384 entries here
+
+
+def test_per_token_hessian_is_the_original_per_sequence_one_over_seq_len():
+    """SparseGPT's add_batch: H ← H·n/(n + b); x ← √(2/(n + b))·x; H ← H + xxᵀ, n counting sequences.
+    For sequences of equal length L that is 2/N·Σ_tokens xxᵀ = L · nmref's 2XᵀX/n_tokens."""
+    seqs, seq_len, d = 6, 9, 16
+    x = np.random.default_rng(12).standard_normal((seqs, seq_len, d))
+    h, n, start = np.zeros((d, d)), 0, 0
+    for b in (2, 1, 3):  # batches of sequences, as the original calibration loop sees them
+        batch = x[start:start + b]
+        start += b
+        h *= n / (n + b)
+        n += b
+        inp = np.sqrt(2 / n) * batch.reshape(-1, d).T
+        h += inp @ inp.T
+    np.testing.assert_allclose(h, seq_len * nmref.hessian_from_inputs(x), rtol=1e-12)
