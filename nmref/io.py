@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "safetensors_bytes"]
 
 
 @contextlib.contextmanager
@@ -46,3 +46,27 @@ def atomic_write_text(path, text: str) -> None:
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def safetensors_bytes(arrays: dict, metadata: dict | None = None) -> bytes:
+    """``safetensors.numpy.save(arrays, metadata)`` with a canonical header: the same arrays and
+    metadata give the same bytes in every process. (safetensors writes the metadata in the order of a
+    Rust hash map, which differs between processes, so equal checkpoints would differ in SHA-256.)
+
+    The header is the JSON object of the tensor entries, in safetensors' order, and ``__metadata__``
+    with its keys sorted, compact, padded with spaces to a multiple of 8 bytes; the data are untouched.
+    """
+    import struct
+
+    from safetensors.numpy import save
+
+    blob = save(arrays, metadata=metadata)
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    if meta is not None:
+        header = {"__metadata__": dict(sorted(meta.items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + n:]
+

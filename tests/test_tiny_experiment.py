@@ -1,4 +1,5 @@
 """The experiment pipeline: determinism, bit-identical resume after a kill, NaN handling, bad input."""
+import hashlib
 import json
 import shutil
 import signal
@@ -117,6 +118,10 @@ def test_resume_after_sigkill_is_bit_identical(reference_run, tmp_path):
     assert not (tmp_path / "k" / "results.md").exists()
     assert cli_main(["experiment", "--resume", str(tmp_path / "k"), "--no-progress"]) == 0
     _assert_same_arrays(_final_arrays(run), _final_arrays(tmp_path / "k"))
+    # byte for byte, although stages were written by two processes (safetensors' metadata order varies)
+    for name in ("checkpoints/dense.safetensors", "checkpoints/ast_naive.safetensors", "data.safetensors"):
+        assert hashlib.sha256((run / name).read_bytes()).digest() == \
+            hashlib.sha256((tmp_path / "k" / name).read_bytes()).digest(), name
 
 
 def test_nan_stops_cleanly_and_keeps_last_checkpoint(tmp_path):
@@ -258,3 +263,21 @@ def test_slorb_gradient_mapping_matches_slorb_backward():
     _, _, gs = nmref.slorb_backward(x, w, mask, s, 4, gy)
     g_eff = gy.T @ x
     np.testing.assert_allclose(g_eff @ nmref.slorb_projection(16, 4, dtype=np.float64).T, gs, rtol=1e-12)
+
+
+def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
+    """safetensors writes its metadata in a hash map's order, different in each process; nmref's
+    canonical header makes equal arrays and metadata equal bytes, and the file still loads."""
+    code = ("import sys, numpy as np\n"
+            "from nmref.io import safetensors_bytes\n"
+            "b = safetensors_bytes({'w': np.arange(6.0).reshape(2, 3), 'm': np.ones(4, np.uint8)},\n"
+            "                      {'format': 'x', 'recipe': 'r', 'step': '3', 'complete': '1', 'z': 'ü'})\n"
+            "sys.stdout.buffer.write(b)\n")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout for _ in range(4)}
+    assert len(outs) == 1
+    from safetensors import safe_open
+    (tmp_path / "f.safetensors").write_bytes(outs.pop())
+    with safe_open(str(tmp_path / "f.safetensors"), framework="numpy") as f:
+        assert f.metadata() == {"format": "x", "recipe": "r", "step": "3", "complete": "1", "z": "ü"}
+        assert f.get_tensor("w").tolist() == [[0, 1, 2], [3, 4, 5]]
+

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import NMRefValueError
-from ..io import atomic_write, atomic_write_json, atomic_write_text
+from ..io import atomic_write, atomic_write_json, atomic_write_text, safetensors_bytes
 from ..masks import is_nm_sparse
 from ..ste import masked_weight
 from . import model as M
@@ -103,10 +103,8 @@ def prepare_data(cfg: ExperimentConfig) -> tuple:
 
 
 def _save_data(run: Path, tok, info) -> None:
-    from safetensors.numpy import save
-
     with atomic_write(run / "data.safetensors") as f:
-        f.write(save({"train": tok.train, "val": tok.val}))
+        f.write(safetensors_bytes({"train": tok.train, "val": tok.val}))
     if tok.tokenizer_json is not None:
         atomic_write_text(run / "tokenizer.json", tok.tokenizer_json)
     atomic_write_json(run / "data.json", info)

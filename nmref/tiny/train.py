@@ -20,7 +20,7 @@ import numpy as np
 
 from .._checks import NMRefValueError
 from ..distill import cross_entropy, distill_loss
-from ..io import atomic_write
+from ..io import atomic_write, safetensors_bytes
 from ..masks import nm_mask
 from ..optim import AdamHyper, AdamState, adams_step, adamw_step, ast_adamw_step, init_adam_state
 from ..slorb import slorb_effective_weight, slorb_init, slorb_projection
@@ -288,13 +288,11 @@ def _flatten(st: StageState) -> dict:
 
 def save_checkpoint(path: Path, st: StageState, cfg, *, complete: bool) -> None:
     """All of ``st`` in one safetensors file, written atomically (temp file + rename)."""
-    from safetensors.numpy import save
-
     steps = {f"opt/{nm}": s.step for nm, s in st.opt.items()}
     steps.update({f"slorb_opt/{nm}": s.step for nm, s in st.slorb_opt.items()})
     meta = {"format": CKPT_FORMAT, "recipe": st.recipe, "step": str(st.step), "complete": "1" if complete else "0",
             "config_digest": config_digest(cfg), "adam_steps": json.dumps(steps, sort_keys=True)}
-    blob = save(_flatten(st), metadata=meta)
+    blob = safetensors_bytes(_flatten(st), meta)
     with atomic_write(path) as f:
         f.write(blob)
 
