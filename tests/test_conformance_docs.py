@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 DOC = Path(__file__).resolve().parents[1] / "docs" / "conformance.md"
 BLOCK = re.compile(r"(?:<!-- (file|run|needs):? ?([^>]*?) ?-->\n)?```(python|console)\n(.*?)```", re.S)
 

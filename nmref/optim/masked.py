@@ -24,8 +24,6 @@ computes ``~mask`` on an int32 0/1 mask, which gives −1/−2: an anti-decay of
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._checks import as_bool_array, check_choice, check_finite_scalar, check_shape
 from .adamw import scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 

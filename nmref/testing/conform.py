@@ -115,9 +115,11 @@ def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResul
         if res.impl_error is None:
             res.reasons.append(f"the reference raises {type(res.ref_error).__name__} ({res.ref_error}); "
                                f"the implementation returned a result")
-        elif strict_errors and not isinstance(res.impl_error, type(res.ref_error).__mro__[1]):
-            res.reasons.append(f"the reference raises a {type(res.ref_error).__mro__[1].__name__}; the implementation "
-                               f"raised {type(res.impl_error).__name__}: {res.impl_error}")
+        elif strict_errors:
+            builtin = ValueError if isinstance(res.ref_error, ValueError) else TypeError
+            if not isinstance(res.impl_error, builtin):
+                res.reasons.append(f"the reference raises a {builtin.__name__}; the implementation "
+                                   f"raised {type(res.impl_error).__name__}: {res.impl_error}")
         return res
     if res.impl_error is not None:
         res.reasons.append(f"the implementation raised {type(res.impl_error).__name__}: {res.impl_error}")

@@ -589,9 +589,8 @@ def teal_block(weights: dict):
 
 
 def _greedy_build(inp):
-    out = {k: v for k, v in inp.items() if k != "weights"}
-    out["block_fn"] = teal_block(inp["weights"])
-    return {"block_fn": out.pop("block_fn"), **out}
+    """The stored ``weights`` become the call's ``block_fn`` (:func:`teal_block`)."""
+    return {"block_fn": teal_block(inp["weights"]), **{k: v for k, v in inp.items() if k != "weights"}}
 
 
 def _greedy_post(path):
