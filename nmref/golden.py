@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import NMRefValueError
+from ._checks import NMRefValueError, is_float_dtype
 
 __all__ = ["GOLDEN_FORMAT", "GoldenCase", "golden_cases", "write_golden", "verify_golden", "load_case", "golden_dir",
            "set_digest", "check_integrity", "PINNED_DIGESTS", "RELEASED"]
@@ -369,8 +369,8 @@ def compare(got, want, rule) -> str | None:
         if got.dtype != want.dtype:
             return f"dtype {got.dtype} != {want.dtype}"
         # floats compared as bytes: -0.0 != 0.0 and NaN payloads count
-        same = np.array_equal(got.reshape(-1).view(np.uint8) if got.dtype.kind == "f" else got,
-                              want.reshape(-1).view(np.uint8) if want.dtype.kind == "f" else want)
+        same = np.array_equal(got.reshape(-1).view(np.uint8) if is_float_dtype(got.dtype) else got,
+                              want.reshape(-1).view(np.uint8) if is_float_dtype(want.dtype) else want)
         return None if same else f"{int(np.sum(got != want))} elements differ"
     g, w = got.astype(np.float64), want.astype(np.float64)
     bad = ~(np.abs(g - w) <= rule["atol"] + rule["rtol"] * np.abs(w))

@@ -25,6 +25,7 @@ from ._checks import (
     check_real_scalar,
     check_shape,
     grouped,
+    is_float_dtype,
     tokens_2d,
     ungrouped,
 )
@@ -47,7 +48,7 @@ _PAIRWISE_MAX_M = 16
 def _comparable(s: np.ndarray) -> np.ndarray:
     # 2-byte floats (float16, bfloat16) compare exactly after widening to float32,
     # and numpy compares float32 natively (float16 is emulated, bfloat16 is a user dtype).
-    return s.astype(np.float32) if s.dtype.kind == "f" and s.dtype.itemsize == 2 else s
+    return s.astype(np.float32) if is_float_dtype(s.dtype) and s.dtype.itemsize == 2 else s
 
 
 def _keep_top_n(g: np.ndarray, n: int) -> np.ndarray:
@@ -114,7 +115,7 @@ def nm_mask(w: np.ndarray, n: int, m: int, *, axis: int = -1, scores: np.ndarray
         s, sname = as_real_array("scores", scores), "scores"
         check_shape("scores", s, w.shape)
     s = _comparable(s)
-    if s.dtype.kind == "f" and s.size and np.isnan(s).any():
+    if is_float_dtype(s.dtype) and s.size and np.isnan(s).any():
         raise NMRefValueError(f"{sname} contains NaN; N:M ranking of NaN is undefined (expected no NaN)")
     if s.size == 0:
         return np.zeros(w.shape, dtype=bool)

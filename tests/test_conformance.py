@@ -241,3 +241,26 @@ def test_inputs_outside_an_implementations_domain_are_skipped_and_counted(capsys
         nt.check_conforms("nm_mask", nothing, examples=10)
     res = dict(nmref.verify_golden(nmref.golden.golden_dir(2), impl={"nm_mask": float32_only}))
     assert res["nm_mask_2_4_bfloat16"] == "unsupported" and res["nm_mask_2_4"] is None
+
+
+def test_errors_mode_draws_rejected_inputs(capsys):
+    """With errors=True the kit also draws NaN elements and partial groups: the reference raises on
+    them, so an implementation that silently returns a result there is reported (strictly: it must
+    raise the same builtin class)."""
+    assert nt.check_conforms("nm_mask", nmref.nm_mask, errors=True, strict_errors=True).examples == 200
+    assert nt.check_conforms("is_nm_sparse", nmref.is_nm_sparse, errors=True, strict_errors=True).examples == 200
+    def valid(w, m, axis=-1, **_):
+        return not np.isnan(w.astype(np.float32)).any() and w.shape[axis] % m == 0
+
+    def lenient(w, n, m, **k):  # right on valid inputs, a silent answer on the others
+        return nmref.nm_mask(w, n, m, **k) if valid(w, m, **k) else np.zeros(w.shape, bool)
+
+    def wrong_error(w, n, m, **k):  # right on valid inputs, the wrong exception class on the others
+        return nmref.nm_mask(w, n, m, **k) if valid(w, m, **k) else 1 / 0
+    with pytest.raises(nt.ConformanceError, match="the reference raises NMRefValueError"):
+        nt.check_conforms("nm_mask", lenient, errors=True)
+    with pytest.raises(nt.ConformanceError, match="the reference raises a ValueError"):
+        nt.check_conforms("nm_mask", wrong_error, errors=True, strict_errors=True)
+    assert nt.check_conforms("nm_mask", lenient).examples == 200  # no invalid input is drawn without errors
+    assert cli(["conform", "--impl", "nmref.testing:REFERENCE", "--op", "nm_mask", "--errors", "--examples", "50"]) == 0
+    assert "conforms on 50 examples" in capsys.readouterr().out

@@ -219,3 +219,14 @@ def test_matches_torch_topk_on_distinct_values():
     idx = torch.from_numpy(np.abs(w)).view(-1, 4).topk(2, dim=1).indices
     ref = torch.zeros(w.size // 4, 4, dtype=torch.bool).scatter_(1, idx, True).view(64, 256).numpy()
     np.testing.assert_array_equal(nmref.nm_mask(w, 2, 4), ref)
+
+
+def test_nan_raises_for_bfloat16_too():
+    """bfloat16's NumPy kind is 'V', not 'f': the NaN check must not depend on the kind (found by the
+    conformance kit's errors mode: NaN comparisons had kept 3 of 4 in a 2:4 group)."""
+    import ml_dtypes
+    w = np.array([[1.0, np.nan, 2.0, 3.0]], dtype=ml_dtypes.bfloat16)
+    with pytest.raises(NMRefValueError, match="w contains NaN"):
+        nmref.nm_mask(w, 2, 4)
+    with pytest.raises(NMRefValueError, match="scores contains NaN"):
+        nmref.nm_mask(np.ones((1, 4), np.float32), 2, 4, scores=w)

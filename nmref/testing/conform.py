@@ -240,7 +240,7 @@ def check_conforms(op: str, impl, *, examples: int = 200, seed: int = 0, errors:
     shrinks the input and a :class:`ConformanceError` carrying the minimal case's reproduction is
     raised. ``impl`` follows the adapter contract (``nmref.testing.spec``). ``dtypes``: the float
     dtypes (names) the inputs may have, for an implementation that supports only some."""
-    from .strategies import FLOAT_DTYPE_NAMES, allowed_dtypes
+    from .strategies import FLOAT_DTYPE_NAMES, allowed_dtypes, invalid_inputs
     if dtypes is not None:
         if isinstance(dtypes, str) or not all(isinstance(d, str) for d in dtypes):
             raise NMRefTypeError(f"dtypes must be a list of dtype names, got {dtypes!r}")
@@ -248,11 +248,27 @@ def check_conforms(op: str, impl, *, examples: int = 200, seed: int = 0, errors:
         if unknown or not dtypes:
             raise NMRefValueError(f"dtypes must name some of {FLOAT_DTYPE_NAMES}, got {list(dtypes)!r}")
         dtypes = frozenset(dtypes)
-    token = allowed_dtypes.set(dtypes)
+    token, token_invalid = allowed_dtypes.set(dtypes), invalid_inputs.set(bool(errors))
     try:
         return _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line)
     finally:
         allowed_dtypes.reset(token)
+        invalid_inputs.reset(token_invalid)
+
+
+def _drawn_by_reference(strategy):
+    """``strategy``, with a draw rejected when building it calls the reference on an input the reference
+    rejects (some strategies prune or compress what they drew; with ``errors=True`` that may be NaN)."""
+    from hypothesis import reject
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw_one(draw):
+        try:
+            return draw(strategy)
+        except _REF_ERRORS:
+            reject()
+    return draw_one()
 
 
 def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line) -> Report:
@@ -268,11 +284,14 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise NMRefTypeError(f"seed must be an integer, got {seed!r}")
     state = {"last": None, "ran": 0, "unsupported": 0}
+    drawn = _drawn_by_reference(spec.inputs()) if errors else spec.inputs()
+    if dtypes is not None:
+        drawn = drawn.filter(lambda i: _float_dtypes_in(i) <= dtypes)
 
     @settings(max_examples=examples, deadline=None, database=None, verbosity=Verbosity.quiet, print_blob=False,
               suppress_health_check=list(HealthCheck))
     @hseed(seed)
-    @given(spec.inputs() if dtypes is None else spec.inputs().filter(lambda i: _float_dtypes_in(i) <= dtypes))
+    @given(drawn)
     def prop(inputs):
         res = run_case(op, impl, inputs, check_dtype=check_dtype, errors=errors, strict_errors=strict_errors)
         if res.ref_error is not None and not errors:

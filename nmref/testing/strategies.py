@@ -11,6 +11,10 @@ Building blocks (each shrinks towards small, simple examples, so a failure ends 
   divisible by ``m``, any rank from 1 to 3, any legal axis, zero groups included.
 * :func:`masks` — exact N:M boolean masks; :func:`pruned` — weights made N:M sparse.
 
+With :data:`invalid_inputs` set (``check_conforms(errors=True)``), elements may also be NaN and a
+grouped length may leave a partial group: inputs the reference rejects, on which an implementation
+must raise too.
+
 Per-operation input strategies live with each operation's specification
 (:data:`nmref.testing.OPS`, ``spec.inputs()``): they draw a dict of the operation's arguments.
 """
@@ -41,6 +45,9 @@ def dtype_of(name) -> np.dtype:
 
 #: The float dtypes a draw may use (None: all); set by ``check_conforms(dtypes=...)`` for its run.
 allowed_dtypes: contextvars.ContextVar = contextvars.ContextVar("nmref_allowed_dtypes", default=None)
+#: Also draw inputs the reference rejects (NaN elements, a grouped length that is not a multiple of m);
+#: set by ``check_conforms(errors=True)`` for its run.
+invalid_inputs: contextvars.ContextVar = contextvars.ContextVar("nmref_invalid_inputs", default=False)
 
 
 @st.composite
@@ -84,6 +91,8 @@ def values(dtype, *, infinity: bool = True, ties: bool = True, magnitude: float 
         parts.append(st.floats(allow_nan=False, allow_infinity=False, width=width))
     else:
         parts.append(st.floats(-magnitude, magnitude, allow_nan=False, width=width))
+    if invalid_inputs.get():
+        parts.append(st.just(float("nan")))
     return st.one_of(*parts)
 
 
@@ -128,6 +137,8 @@ def nm_arrays(draw, *, max_m: int = 8, min_n: int = 0, max_groups: int = 4, max_
     axis = draw(st.integers(-nd, nd - 1))
     shape = list(draw(shapes(min_dims=nd, max_dims=nd, min_side=1, max_side=3)))
     shape[axis] = m * draw(st.integers(min_groups, max_groups))
+    if invalid_inputs.get() and m > 1 and draw(st.integers(0, 7)) == 7:
+        shape[axis] += 1  # a partial group: the reference raises
     w = draw(float_arrays(tuple(shape), dtype, infinity=infinity))
     return w, n, m, axis
 
