@@ -92,7 +92,7 @@ def as_bool_array(name: str, x) -> np.ndarray:
 
 def _unwrap(value):
     """A 0-d numeric array is its scalar (NumPy scalars, 0-d arrays and Python numbers are alike)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0 and (value.dtype.kind in "biuf" or value.dtype.name == "bfloat16"):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and (value.dtype.kind in "biu" or is_float_dtype(value.dtype)):
         return value[()]
     return value
 
@@ -180,8 +180,9 @@ def check_shape(name: str, x: np.ndarray, expected: tuple) -> None:
 
 def _real(name: str, value) -> float:
     value = _unwrap(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) and \
-            getattr(getattr(value, "dtype", None), "name", "") != "bfloat16":
+    real = isinstance(value, (int, float, np.integer, np.floating)) or \
+        (isinstance(value, np.generic) and is_float_dtype(value.dtype))  # a bfloat16 scalar is no np.floating
+    if isinstance(value, (bool, np.bool_)) or not real:
         raise NMRefTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     return float(value)
 

@@ -15,7 +15,6 @@ import nmref.testing as nt
 from nmref.cli import main as cli
 from nmref.testing.contract import check_error_contract
 
-CI = bool(os.environ.get("CI"))
 SMALL = 25  # examples per operation in the every-operation sweeps (the CLI default is 200)
 
 ALL_OPS = nt.op_names()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import NMRefTypeError, NMRefValueError
+from .._checks import NMRefTypeError, NMRefValueError, is_float_dtype
 from .ops import get_op
 from .spec import _ShapeOfResult
 from .values import compare, source
@@ -226,7 +226,7 @@ class _Mismatch(Exception):
 
 def _float_dtypes_in(v) -> set:
     if isinstance(v, np.ndarray):
-        return {v.dtype.name} if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else set()
+        return {v.dtype.name} if is_float_dtype(v.dtype) else set()
     if isinstance(v, dict):
         return set().union(*[_float_dtypes_in(x) for x in v.values()]) if v else set()
     return set()

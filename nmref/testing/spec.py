@@ -10,7 +10,7 @@ dict ``{"lr", "beta1", "beta2", "eps", "weight_decay"}``, and a step returns ``(
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -59,7 +59,6 @@ class OpSpec:
     build: Callable | None = None
     post: Callable | None = None
     contract: str = ""
-    modes: tuple = field(default=())
 
     def call_args(self, inputs: dict) -> tuple[list, dict]:
         """``(args, kwargs)`` of the contract call for an input dict."""

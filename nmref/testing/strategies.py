@@ -67,9 +67,7 @@ _WIDTH = {"float16": 16, "bfloat16": 32, "float32": 32, "float64": 64}
 def _specials(dtype, infinity: bool) -> list:
     name = np.dtype(dtype).name
     tiny = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -133, "float32": 2.0 ** -149, "float64": 5e-324}[name]
-    big = float(np.finfo(np.float32).max if name == "bfloat16" else np.finfo(dtype).max)
-    if name == "bfloat16":
-        big = 3.3895313892515355e38  # largest finite bfloat16
+    big = 3.3895313892515355e38 if name == "bfloat16" else float(np.finfo(dtype).max)  # largest finite value
     out = [0.0, -0.0, tiny, -tiny, big, -big]
     return out + ([np.inf, -np.inf] if infinity else [])
 

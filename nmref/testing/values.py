@@ -15,6 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._checks import is_float_dtype
+
 __all__ = ["Tol", "EXACT", "compare", "encode", "decode", "source", "is_jsonable"]
 
 EXACT = "exact"
@@ -29,11 +31,6 @@ class Tol:
 
     def as_json(self) -> dict:
         return {"rtol": self.rtol, "atol": self.atol}
-
-
-def _is_float(dtype) -> bool:
-    """float16/32/64 and bfloat16 (whose NumPy kind is 'V', not 'f')."""
-    return dtype.kind == "f" or dtype.name == "bfloat16"
 
 
 def _float_bits(a: np.ndarray) -> np.ndarray:
@@ -70,7 +67,7 @@ def _compare_arrays(got, want: np.ndarray, rule, check_dtype: bool) -> str | Non
     if want.size == 0:
         return None
     if rule == EXACT:
-        if _is_float(want.dtype):  # bitwise: -0.0 differs from +0.0, NaN equals NaN
+        if is_float_dtype(want.dtype):  # bitwise: -0.0 differs from +0.0, NaN equals NaN
             bad = _float_bits(got) != _float_bits(want)
             same_nan = np.isnan(got.astype(np.float64).reshape(-1)) & np.isnan(want.astype(np.float64).reshape(-1))
             bad = (bad & ~same_nan).reshape(want.shape)
@@ -256,11 +253,11 @@ def source(v) -> str:
     """A Python expression (using ``np``, ``ml_dtypes``, ``Fraction`` and, for a large mostly-zero
     array, :func:`sparse_array`) that rebuilds ``v`` exactly."""
     if isinstance(v, np.ndarray) and v.size > 64 and np.count_nonzero(v) <= 16 and \
-            (v.dtype.kind in "iub" or _is_float(v.dtype)) and \
-            not (_is_float(v.dtype) and np.signbit(v[v == 0].astype(np.float64)).any()):
+            (v.dtype.kind in "iub" or is_float_dtype(v.dtype)) and \
+            not (is_float_dtype(v.dtype) and np.signbit(v[v == 0].astype(np.float64)).any()):
         nz = np.argwhere(v != 0)
         vals = v[tuple(nz.T)]
-        vals = vals.astype(np.float64).tolist() if _is_float(v.dtype) else vals.tolist()
+        vals = vals.astype(np.float64).tolist() if is_float_dtype(v.dtype) else vals.tolist()
         entries = ", ".join(f"{tuple(int(i) for i in idx)}: {_nested(x)}" for idx, x in zip(nz, vals))
         return f'sparse_array({v.shape}, "{v.dtype.name}", {{{entries}}})'
     if isinstance(v, np.ndarray):
@@ -268,7 +265,7 @@ def source(v) -> str:
         if v.size == 0:
             body = f"np.zeros({v.shape}, dtype=np.float32)" if dt.name == "bfloat16" else f"np.zeros({v.shape}, dtype=np.{dt.name})"
         else:
-            lst = v.astype(np.float64).tolist() if _is_float(dt) else v.tolist()
+            lst = v.astype(np.float64).tolist() if is_float_dtype(dt) else v.tolist()
             body = f"np.array({_nested(lst)}, dtype=np.{'float32' if dt.name == 'bfloat16' else dt.name})"
         return body + ".astype(ml_dtypes.bfloat16)" if dt.name == "bfloat16" else body
     if isinstance(v, Fraction):
