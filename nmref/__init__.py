@@ -5,7 +5,7 @@ Every public operation is re-exported here; each lives in a module named after i
 """
 from ._checks import NMRefTypeError, NMRefValueError
 from .activation import (TEAL_PROJECTION_INPUTS, GreedyStep, ThresholdHistogram, exact_threshold,
-                         gemv_input_sparse, gemv_input_sparse_24, gemv_input_sparse_24_packed_t,
+                         gemv_input_sparse, gemv_input_sparse_24, gemv_input_sparse_batched, gemv_input_sparse_24_packed_t,
                          gemv_output_sparse, greedy_block_allocation,
                          sparsify, sparsify_batched, sparsify_prefill, sparsities_at)
 from .compress import *  # noqa: F401,F403
@@ -46,7 +46,7 @@ __all__ = [
     "slorb_parameter_overhead",
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",
     "sparsify_prefill", "GreedyStep", "greedy_block_allocation", "sparsities_at",
-    "gemv_input_sparse", "gemv_output_sparse", "gemv_input_sparse_24", "gemv_input_sparse_24_packed_t",
+    "gemv_input_sparse", "gemv_input_sparse_batched", "gemv_output_sparse", "gemv_input_sparse_24", "gemv_input_sparse_24_packed_t",
     "golden_cases", "write_golden", "verify_golden", "load_case",
     "log_softmax", "kl_forward", "kl_reverse", "cross_entropy", "distill_loss", "squarehead_loss", "DISTILL_KINDS",
 ]

@@ -256,6 +256,27 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 
+def gemv_input_sparse_batched(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
+    """``y = (x ⊙ s) Wᵀ`` for a batch ``x[batch, in]`` with one mask shared by the batch,
+    ``s_j = 1[mean_b |x_bj| > t]`` (:func:`sparsify_batched`: the mean in float64), ``W[out, in]``.
+
+    The kernel this defines reads each kept column of W once for the whole batch (TEAL's batched
+    decoding). ``x[in]`` is a batch of one (then ``s = 1[|x| > t]``, as :func:`gemv_input_sparse`).
+    Only kept columns are read (a non-finite weight in a dropped column does not reach the result);
+    products and sums as :func:`gemv_input_sparse` (float32, or float64 if an input is float64; order
+    unspecified). An empty batch gives an empty result.
+    """
+    x, w = _check_gemv(x, w)
+    t = _check_t(t)
+    acc = _acc_dtype(x, w)
+    x2 = tokens_2d(x)
+    if x2.shape[0] == 0:
+        return np.zeros(x.shape[:-1] + (w.shape[0],), dtype=acc)
+    kept = np.abs(x2.astype(np.float64)).mean(axis=0) > t  # exactly sparsify_batched's mask
+    y = x2[:, kept].astype(acc) @ w[:, kept].astype(acc).T
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+
 def gemv_output_sparse(x: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``y = s ⊙ (x Wᵀ)``: only the outputs with ``s = True`` are computed, the others are +0.0."""
     x, w = _check_gemv(x, w)

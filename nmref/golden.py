@@ -224,11 +224,12 @@ def _v1_entry(case: GoldenCase, rng):
                     "dtypes": {n: str(a.dtype) for n, a in arrays.items()}, "compare": case.compare}
 
 
-def _registry_cases():
-    """``[(case name, spec, make)]`` of version 2: every operation's fixed golden cases, in registry order."""
+def _registry_cases(version: int = 2):
+    """``[(case name, spec, make)]`` of ``version``: the fixed golden cases of every operation in it
+    (``spec.since <= version``), in registry order."""
     from .testing.ops import OPS
     return [(f"{spec.name}_{suffix}" if suffix else spec.name, spec, make)
-            for spec in OPS.values() for suffix, make in spec.golden]
+            for spec in OPS.values() if spec.since <= version for suffix, make in spec.golden]
 
 
 def _v2_entry(name, spec, make, rng):
@@ -273,7 +274,7 @@ def write_golden(directory, *, version: int = RELEASED[-1], seed: int = 20261122
             made = [_v1_entry(case, np.random.default_rng([seed, k])) for k, case in enumerate(golden_cases())]
         else:
             made = [_v2_entry(name, spec, make, np.random.default_rng([seed, k]))
-                    for k, (name, spec, make) in enumerate(_registry_cases())]
+                    for k, (name, spec, make) in enumerate(_registry_cases(version))]
         for arrays, entry in made:
             data = _npz_bytes(arrays)
             (tmp / "cases" / f"{entry['name']}.npz").write_bytes(data)

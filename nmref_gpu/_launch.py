@@ -95,13 +95,15 @@ def kernel_params(args) -> list:
             out.append(ctypes.c_void_p(a.__cuda_array_interface__["data"][0]))
         elif isinstance(a, np.float32):
             out.append(ctypes.c_float(float(a)))
+        elif isinstance(a, np.float64):
+            out.append(ctypes.c_double(float(a)))
         elif isinstance(a, np.int32):
             out.append(ctypes.c_int32(int(a)))
         elif isinstance(a, np.int64):
             out.append(ctypes.c_int64(int(a)))
         else:
             raise NMRefTypeError(f"kernel argument of type {type(a).__name__}: expected a cupy.ndarray or a "
-                                 "numpy float32/int32/int64 scalar")
+                                 "numpy float32/float64/int32/int64 scalar")
     return out
 
 

@@ -164,3 +164,29 @@ def test_activation_bad_inputs():
         nmref.greedy_block_allocation(lambda a, b: a, x, {})
     with pytest.raises(NMRefValueError, match=r"step must lie in \(0, 1\]"):
         nmref.greedy_block_allocation(lambda a, b: a, x, {"q": 1}, step=0)
+
+
+@given(st.integers(1, 6), st.integers(0, 9), st.integers(1, 5), st.integers(0, 2**32 - 1), st.booleans())
+def test_gemv_input_sparse_batched_is_the_shared_mask_product(batch, inn, out, seed, at_a_mean):
+    """One mask for the batch (sparsify_batched's, ties at the mean dropped), only kept columns read,
+    and a batch of one is the per-token gemv_input_sparse."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (batch, inn)).astype(np.float64)
+    w = rng.integers(-9, 10, (out, inn)).astype(np.float64)  # integer sums: exact in any order
+    means = np.abs(x).mean(axis=0)
+    t = float(means[0]) if at_a_mean and inn else 1.0
+    y = nmref.gemv_input_sparse_batched(x, w, t)
+    np.testing.assert_array_equal(y, nmref.sparsify_batched(x, t) @ w.T)
+    keep = means > t
+    w_inf = w.copy()
+    w_inf[:, ~keep] = np.inf  # never read
+    np.testing.assert_array_equal(nmref.gemv_input_sparse_batched(x, w_inf, t), y)
+    np.testing.assert_array_equal(nmref.gemv_input_sparse_batched(x[0], w, t), nmref.gemv_input_sparse(x[0], w, t))
+    assert nmref.gemv_input_sparse_batched(x[:0], w, t).shape == (0, out)
+
+
+def test_per_token_masks_do_not_conform_to_the_batched_op():
+    """The conformance kit tells the shared mask from per-token masks (a plausible mistake)."""
+    import nmref.testing as nt
+    with pytest.raises(nt.ConformanceError):
+        nt.check_conforms("gemv_input_sparse_batched", nmref.gemv_input_sparse, examples=200)

@@ -39,7 +39,7 @@ def test_committed_v2_verifies_and_matches_its_pinned_digest():
 
 def test_every_operation_and_documented_mode_has_a_case():
     cases = manifest()["cases"]
-    assert {c["op"] for c in cases} == set(nt.op_names())
+    assert {c["op"] for c in cases} == {n for n in nt.op_names() if nt.get_op(n).since <= 2}
     by_op = {}
     for c in cases:
         by_op.setdefault(c["op"], []).append(c)

@@ -100,8 +100,9 @@ def assert_close_or_zero(y, ref):
     assert rel_err(y, ref) < 1e-5 if np.linalg.norm(ref) else np.abs(y).max() == 0
 
 
-#: every GEMV variant (the tensor-core ones as nmref_gpu.gemv enumerates them), and None: the default
-GEMV_VARIANTS = ["warp", (1, 4), (2, 2), (4, 1), *importlib.import_module("nmref_gpu.gemv")._MMA, None]
+kernels = importlib.import_module("nmref_gpu.kernels")
+#: every GEMV configuration the rule can pick, and None: the rule's choice for the call
+GEMV_VARIANTS = [*dict.fromkeys(c for table in kernels.GEMV_RULE.values() for row in table.values() for c in row), None]
 
 
 def _bf16_or_skip():
@@ -114,7 +115,7 @@ def _bf16_or_skip():
 
 
 def _vid(v):
-    return "-".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    return v.short().replace(" ", "_") if v is not None else "rule"
 
 
 @pytest.mark.parametrize("batch", [1, 3, 4, 9, 16])
@@ -143,22 +144,20 @@ def test_gemv_dense_and_24(batch, shape, variant, dtype):
 
 
 @pytest.mark.parametrize("batch", [3, 16])
-def test_gemv_mma_variants_differ_only_in_speed(batch):
-    """The load policy (plain, L2-prefetching, predicated) and the pipeline depth D change when bytes
-    arrive, not the arithmetic: tensor-core variants with the same warps per block KW and accumulator
-    chains C must give bit-identical results (a K tail and rows past a tile's end included)."""
-    gm = importlib.import_module("nmref_gpu.gemv")
+def test_gemv_mma_configurations_differ_only_in_speed(batch):
+    """The load policy (plain, L2-prefetching, predicated) and the pipeline depth change when bytes
+    arrive, not the arithmetic: configurations with the same warps per block and accumulator chains
+    must give bit-identical results (a K tail and rows past a tile's end included)."""
+    M = kernels.MmaConfig
     rng = np.random.default_rng(7)
-    out_f, in_f = 1000, 4160  # 62.5 row tiles; 65 super-steps, not a multiple of any KW
+    out_f, in_f = 1000, 4160  # 62.5 row tiles; 65 super-steps, not a multiple of any warp count
     w = rand(rng, (out_f, in_f), np.float16)
     x = cp.asarray(rand(rng, (batch, in_f), np.float16))
     vals, meta = (cp.asarray(a) for a in nmref.compress_24_packed(w))
     wd = cp.asarray(w)
-    groups = {}
-    for v in gm._MMA:
-        groups.setdefault((v[1], gm._MMA_TAGS[v[0]][1]), []).append(v)
-    assert any(len(vs) >= 3 for vs in groups.values())
-    for vs in groups.values():
+    groups = [[M(8, 1), M(8, 2, True), M(8, 3, predicated=True), M(8, 2, True, predicated=True)],
+              [M(4, 1, True, 2), M(4, 2, False, 2, True), M(4, 3, True, 2)]]
+    for vs in groups:
         for call in (lambda v: nmref_gpu.gemv(x, wd, variant=v), lambda v: nmref_gpu.gemv_24_packed(x, vals, meta, variant=v)):
             ys = [call(v).get() for v in vs]
             for v, y in zip(vs[1:], ys[1:]):
@@ -173,8 +172,10 @@ def test_gemv_input_errors():
         nmref_gpu.gemv(cp.zeros(64, cp.float16), cp.zeros(16 * 64 + 1, cp.float16)[1:].reshape(16, 64))
     with pytest.raises(nmref.NMRefValueError, match="batch must be 1..16"):
         nmref_gpu.gemv(cp.zeros((17, 64), cp.float16), w)
-    with pytest.raises(nmref.NMRefValueError, match="variant must be"):
+    with pytest.raises(nmref.NMRefTypeError, match="variant must be None or a nmref_gpu.kernels.MmaConfig"):
         nmref_gpu.gemv(cp.zeros(64, cp.float16), w, variant=("mma", 3, 2))
+    with pytest.raises(ValueError, match="not a gemv_mma configuration"):
+        kernels.MmaConfig(3, 2)
     vals, meta = nmref.compress_24_packed(np.ones((16, 64), np.float16))
     with pytest.raises(nmref.NMRefValueError, match="values starts at a device address"):
         nmref_gpu.gemv_24_packed(cp.zeros(64, cp.float16), cp.zeros(16 * 32 + 1, cp.float16)[1:].reshape(16, 32),
@@ -201,20 +202,19 @@ def test_vector_kernels_reject_misaligned_views():
     with pytest.raises(nmref.NMRefValueError, match="x " + msg.format(8)):
         nmref_gpu.gemv_input_sparse_24_packed_t(shifted((64,), cp.float16), cp.zeros((32, 16), cp.float16),
                                                 cp.zeros((16, 2), cp.uint32), 0.5)
-    with pytest.raises(nmref.NMRefValueError, match="meta_mma " + msg.format(8)):
-        nmref_gpu.gemv_24_mma(cp.zeros(64, cp.float16), cp.zeros((16, 32), cp.float16), shifted((1, 32), cp.uint32))
 
 
 def _teal_tickets_whole():
     """Every call takes exactly one ticket per input chunk from each output tile's counter."""
     state = importlib.import_module("nmref_gpu.gemv")._TEAL_STATE  # the module (nmref_gpu.gemv is also a function)
-    return all((tick % nchunks == 0).all() for (_, _, _, nchunks, _), (tick, _) in state.items())
+    return all((tick % nchunks == 0).all() for (_, _, _, nchunks, _, _), (tick, _) in state.items())
 
 
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 0.65, 0.99])
 @pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300)])
-@pytest.mark.parametrize("variant, deterministic", [("block", False), ("block512", False), ("chunk32", False),
-                                                    ("block", True), ("block512", True)])
+@pytest.mark.parametrize("variant, deterministic", [(None, False), (kernels.TealConfig(512), False),
+                                                    (kernels.TealConfig(256, 8), False), (None, True),
+                                                    (kernels.TealConfig(512, 2), True)], ids=str)
 def test_gemv_input_sparse_equals_nmref(p, shape, variant, deterministic):
     rng = np.random.default_rng(int(p * 100))
     w = rand(rng, shape, np.float16)
@@ -239,8 +239,8 @@ def test_gemv_input_sparse_equals_nmref(p, shape, variant, deterministic):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asarray(w), t)
     with pytest.raises(nmref.NMRefValueError, match="accumulate=True adds into out"):
         nmref_gpu.gemv_input_sparse(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, accumulate=True)
-    with pytest.raises(nmref.NMRefValueError, match="no deterministic mode"):
-        nmref_gpu.gemv_input_sparse(xd, wd, t, variant="chunk32", deterministic=True)
+    with pytest.raises(nmref.NMRefValueError, match="gemv_input_sparse_batched"):
+        nmref_gpu.gemv_input_sparse(cp.asarray(np.stack([x, x])), wd, t)
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
@@ -286,33 +286,13 @@ def test_teal_fresh_results_back_to_back():
         t = nmref.exact_threshold(x, p)
         xs = nmref.sparsify(x, t).astype(np.float64)
         outs = [cp.full(shape[0], np.nan, dtype=cp.float32) for _ in range(2)]
-        nmref_gpu.gemv_input_sparse(cp.asarray(x), wd, t, out=outs[0], variant=("block", "block512")[i % 2])
-        nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), vtd, mtd, t, out=outs[1], variant=(4, 8)[i % 2])
+        nmref_gpu.gemv_input_sparse(cp.asarray(x), wd, t, out=outs[0], variant=kernels.TealConfig((256, 512)[i % 2]))
+        nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), vtd, mtd, t, out=outs[1],
+                                                variant=kernels.TealConfig(256, (4, 8)[i % 2]))
         calls.append((outs, xs @ w.astype(np.float64).T, xs @ w24.T))
     for outs, ref, ref24 in calls:
         for out, r in zip(outs, (ref, ref24)):
             assert_close_or_zero(out.get(), r)
-
-
-@pytest.mark.parametrize("batch", [1, 3, 8, 9, 16])
-@pytest.mark.parametrize("shape", [(96, 256), (1000, 4096), (17, 64)])
-@pytest.mark.parametrize("variant", [(16, 2, False), (16, 2, True), None])
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_gemv_24_mma_equals_nmref(batch, shape, variant, dtype):
-    dt = np.dtype(np.float16) if dtype == "float16" else _bf16_or_skip()
-    rng = np.random.default_rng(batch + shape[0])
-    w = rand(rng, shape, dt)
-    x = rand(rng, (batch, shape[1]), dt)
-    vals, meta = nmref.compress_24_mma(w)
-    ref = x.astype(np.float64) @ nmref.decompress_24_mma(vals, meta).astype(np.float64).T
-    out = cp.full((batch, shape[0]), np.nan, dtype=cp.float32)  # poisoned preallocated result
-    nmref_gpu.gemv_24_mma(cp.asarray(x), cp.asarray(vals), cp.asarray(meta), out=out, variant=variant)
-    assert rel_err(out.get(), ref) < 1e-5
-    if batch == 1:
-        y1 = nmref_gpu.gemv_24_mma(cp.asarray(x[0]), cp.asarray(vals), cp.asarray(meta), variant=variant).get()
-        assert y1.shape == (shape[0],) and rel_err(y1, ref[0]) < 1e-5
-    with pytest.raises(nmref.NMRefValueError, match="meta_mma has shape"):
-        nmref_gpu.gemv_24_mma(cp.asarray(x), cp.asarray(vals), cp.asarray(meta[:, :-1]))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
@@ -339,7 +319,7 @@ def test_gemv_input_sparse_24_packed_t_equals_nmref(p, shape, dtype):
     vt, mt = nmref.compress_24_packed_t(w)
     ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
     args = (cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t)
-    for variant in (4, 8):
+    for variant in (kernels.TealConfig(256, 4), kernels.TealConfig(256, 8)):
         for det in (False, True):
             out = cp.full(shape[0], np.nan, dtype=cp.float32)  # poisoned: every output must be written
             y = nmref_gpu.gemv_input_sparse_24_packed_t(*args, out=out, variant=variant, deterministic=det).get()
@@ -385,7 +365,7 @@ def test_gemv_input_sparse_24_packed_t_every_pair_in_every_nibble(dtype):
     # skipped) kept; only input 0 of even groups kept, odd groups skipped whole
     for t in (-1.0, 2.0 ** -3.5, 2.0 ** 1.5, 2.0 ** 2.5):
         ref = nmref.gemv_input_sparse_24_packed_t(x.astype(np.float64), vt.astype(np.float64), mt, t)
-        for variant in (4, 8):
+        for variant in (kernels.TealConfig(256, 4), kernels.TealConfig(256, 8)):
             out = cp.full(out_f, np.nan, dtype=cp.float32)
             y = nmref_gpu.gemv_input_sparse_24_packed_t(cp.asarray(x), cp.asarray(vt), cp.asarray(mt), t, out=out,
                                                         variant=variant)

@@ -95,6 +95,12 @@ class GPU:
         return host(G.gemv_input_sparse(dev(x), cp.asfortranarray(dev(w)), t))
 
     @staticmethod
+    def gemv_input_sparse_batched(x, w, t):
+        need(x.dtype.name in HALF and w.shape[0] % 8 == 0 and w.shape[0] > 0 and (x.ndim == 1 or 1 <= x.shape[0] <= 16),
+             "batch 1..16, fp16/bf16, out % 8 == 0")
+        return host(G.gemv_input_sparse_batched(dev(x), cp.asfortranarray(dev(w)), t))
+
+    @staticmethod
     def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t):
         need(x.ndim == 1 and x.dtype.name in HALF, "batch 1, fp16/bf16")
         return host(G.gemv_input_sparse_24_packed_t(dev(x), dev(values_t), dev(meta_t), t))
@@ -103,7 +109,8 @@ class GPU:
 GPU_OPS = [op for op in nt.op_names() if hasattr(GPU, op)]
 #: the float dtypes each kernel takes (drawing only those saves draws; the adapters decline the rest anyway)
 DTYPES = {"refresh_mask": ["float32"], "ast_adamw_step": ["float32"], "adams_step": ["float32"],
-          "gemv_input_sparse": list(HALF), "gemv_input_sparse_24_packed_t": list(HALF)}
+          "gemv_input_sparse": list(HALF), "gemv_input_sparse_batched": list(HALF),
+          "gemv_input_sparse_24_packed_t": list(HALF)}
 
 
 @pytest.mark.parametrize("op", GPU_OPS)

@@ -1,53 +1,69 @@
-"""The GEMV launch rule (nmref_gpu.gemv.default_variant) — pure Python, runs without CuPy or a GPU."""
+"""The kernel table and launch rules (nmref_gpu.kernels) — pure Python, runs without CuPy or a GPU."""
 import importlib
+import subprocess
+import sys
 
 import pytest
 
-gemv_mod = importlib.import_module("nmref_gpu.gemv")
+kernels = importlib.import_module("nmref_gpu.kernels")
+OUTS = [1, 15, 16, 17, 4096, 4224, 4240, 4799, 4800, 5120, 9584, 9600, 11008, 12784, 12800, 13824, 1 << 16]
 
 
-@pytest.mark.parametrize("kind", ["gemv_dense", "gemv_24"])
+@pytest.mark.parametrize("kind", ["dense", "24"])
 @pytest.mark.parametrize("batch", range(1, 17))
-def test_default_variant_is_a_tested_variant_and_monotone(kind, batch):
-    outs = [1, 15, 16, 17, 4096, 4799, 4800, 5120, 9584, 9600, 11008, 12784, 12800, 13824, 1 << 16]
-    chosen = [gemv_mod.default_variant(kind, o, batch) for o in outs]
-    for v in chosen:
-        assert v in gemv_mod._MMA  # every default is one of the variants tests/test_gpu.py checks against nmref
-        assert v[0].startswith("mma+pf") if kind == "gemv_24" else v[0] in ("mma", "mma+pred")
-    kws = [v[1] for v in chosen]  # more 16-row blocks in the grid -> never more warps splitting K
-    assert kws == sorted(kws, reverse=True)
+def test_rule_picks_a_shipped_instance_for_every_call(kind, batch):
+    shipped = set(kernels.instances("gemv"))
+    for o in OUTS:
+        cfg = kernels.gemv_config(kind, o, batch)
+        for t in ("__half", "__nv_bfloat16"):
+            assert cfg.kernel(t, 1 if batch <= 8 else 2, kind == "24") in shipped
+    bb = kernels.batch_bound(batch)
+    assert bb >= batch and bb in kernels.BATCH_BOUNDS
+    assert kernels.TEAL_RULE[bb].kernel("__half", bb, 0) in shipped
 
 
-def test_default_variant_on_the_llama_shapes():
-    dv = gemv_mod.default_variant
-    # the per-shape choices the rule encodes (docs/benchmarks.md, session 11: two runs of every variant)
-    assert dv("gemv_24", 4096, 1) == ("mma+pf+2c", 16, 1) and dv("gemv_24", 4096, 16) == ("mma+pf+2c", 16, 1)
-    assert dv("gemv_24", 13824, 16) == ("mma+pf+2c+pred", 4, 1) and dv("gemv_24", 13824, 4) == ("mma+pf+2c+pred", 4, 1)
-    assert dv("gemv_24", 11008, 4) == ("mma+pf+2c", 8, 2) and dv("gemv_24", 11008, 16) == ("mma+pf+2c+pred", 4, 1)
-    # 320 blocks: more than 2 x 132 SMs, so no 16-warp blocks with two chains (48 registers: 2 blocks per SM)
-    assert dv("gemv_24", 5120, 1) == ("mma+pf", 16, 1) and dv("gemv_24", 5120, 16) == ("mma+pf+pred", 8, 2)
-    assert dv("gemv_24", 4224, 1) == ("mma+pf+2c", 16, 1) and dv("gemv_24", 4240, 1) == ("mma+pf", 16, 1)
-    assert dv("gemv_dense", 4096, 4) == ("mma+pred", 8, 3) and dv("gemv_dense", 4096, 16) == ("mma+pred", 8, 3)
-    assert dv("gemv_dense", 5120, 1) == ("mma+pred", 8, 2) and dv("gemv_dense", 5120, 16) == ("mma", 8, 2)
-    assert dv("gemv_dense", 13824, 16) == ("mma", 4, 2) and dv("gemv_dense", 13824, 1) == ("mma+pred", 4, 3)
+def test_table_shape_and_buckets():
+    for kind in ("dense", "24"):
+        assert set(kernels.GEMV_RULE[kind]) == set(kernels.BATCH_BOUNDS)
+        assert all(len(row) == len(kernels.GRID_BUCKETS) + 1 for row in kernels.GEMV_RULE[kind].values())
+    assert list(kernels.GRID_BUCKETS) == sorted(kernels.GRID_BUCKETS)
+    # bucket edges: ceil(out / 16) blocks of 16 rows
+    edge = 16 * kernels.GRID_BUCKETS[0]
+    assert kernels.gemv_config("24", edge, 1) == kernels.GEMV_RULE["24"][1][0]
+    assert kernels.gemv_config("24", edge + 1, 1) == kernels.GEMV_RULE["24"][1][1]
+    assert kernels.gemv_config("dense", 1 << 20, 16) == kernels.GEMV_RULE["dense"][16][-1]
 
 
-def test_every_tensor_core_variant_is_instantiated_in_gemv_cu():
-    """gemv.py launches gemv_mma<..., KW, D, PF, C, PRED> by name; CI compiles gemv.cu with nvcc, which
-    checks only the explicit instantiations there: they must be exactly the variants gemv.py lists."""
-    import re
-    from pathlib import Path
-    src = (Path(gemv_mod.__file__).parent / "gemv.cu").read_text()
+def test_instances_are_exactly_what_the_rules_can_pick():
+    """Nothing is compiled that no rule uses: every instance is reachable from a table entry."""
+    picked = set()
+    for kind, table in kernels.GEMV_RULE.items():
+        for bb, row in table.items():
+            for cfg in row:
+                picked |= {cfg.kernel(t, 1 if bb <= 8 else 2, kind == "24") for t in ("__half", "__nv_bfloat16")}
+    for bb, cfg in kernels.TEAL_RULE.items():
+        picked |= {cfg.kernel(t, bb, r) for t in ("__half", "__nv_bfloat16") for r in (0, 1)}
+    picked |= {kernels.TEAL24_RULE.kernel24(t, r) for t in ("__half", "__nv_bfloat16") for r in (0, 1)}
+    assert set(kernels.instances("gemv")) == picked | {"teal_zero"}
+    assert kernels.instances("masks") == ()
 
-    def macro(name):
-        m = re.search(r"^#define " + name + r"\(.*?(?<!\\)$", src, re.S | re.M)
-        assert m, name
-        return m.group(0)
-    tags = re.findall(r"GEMV_MMA_V\(T, NT, KW, D, (\w+), (\d), (\w+)\)", macro("GEMV_MMA"))
-    shapes = re.findall(r"GEMV_MMA\(T, NT, (\d+), (\d+)\)", macro("GEMV_MMA_NT"))
-    pred = re.findall(r"GEMV_MMA_V\(T, NT, (\d+), (\d+), (\w+), (\d), (\w+)\)", macro("GEMV_MMA_PRED"))
-    assert "GEMV_MMA_PRED(T, NT)" in macro("GEMV_MMA_NT") and tags and shapes and pred
-    compiled = {(int(kw), int(d), pf, int(c), pr) for kw, d in shapes for pf, c, pr in tags}
-    compiled |= {(int(kw), int(d), pf, int(c), pr) for kw, d, pf, c, pr in pred}
-    listed = {(kw, d) + gemv_mod._MMA_TAGS[tag] for tag, kw, d in gemv_mod._MMA}
-    assert compiled == listed and len(listed) == len(gemv_mod._MMA)
+
+def test_instantiation_unit_lists_every_instance(tmp_path):
+    """CI compiles gemv.cu through this unit: it must take the address of exactly the listed instances."""
+    out = subprocess.run([sys.executable, kernels.__file__, "nmref_gpu/gemv.cu"], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith('#include "gemv.cu"')
+    taken = [line.strip()[len("(void *)&"):-1] for line in out.splitlines() if line.strip().startswith("(void *)&")]
+    assert taken == [n for n in kernels.instances("gemv") if "<" in n]
+    assert subprocess.run([sys.executable, kernels.__file__, "nmref_gpu/masks.cu"], capture_output=True, text=True,
+                          check=True).stdout == ""
+
+
+def test_configurations_reject_what_the_templates_do_not_have():
+    with pytest.raises(ValueError):
+        kernels.MmaConfig(3, 1)
+    with pytest.raises(ValueError):
+        kernels.MmaConfig(8, 4)
+    with pytest.raises(ValueError):
+        kernels.TealConfig(128)
+    assert kernels.MmaConfig(16, 1, True, 2).kernel("__half", 2, True) == "gemv_mma<__half,2,true,16,1,true,2,false>"

@@ -538,7 +538,10 @@ def _gemv_in(draw, kind):
         inp.update(w=w, s=draw(hnp.arrays(np.bool_, (out,))))
         return inp
     inp["t"] = draw(st.sampled_from([0.5, 0.0, -1.0, 1.0, 2.0]) | st.floats(-1, 5, allow_nan=False))
-    if kind == "input":
+    if kind == "batched":  # thresholds at the batch means of |x| (ties of the shared mask) are likely draws
+        means = np.abs(tokens_2d(x).astype(np.float64)).mean(axis=0) if x.size else np.zeros(1)
+        inp["t"] = draw(st.sampled_from(sorted(set(means.tolist()))) | st.just(inp["t"]))
+    if kind in ("input", "batched"):
         inp["w"] = w
     elif kind == "24":
         inp.update(w=w, mask=draw(hs.masks((out, inn), 2, 4)))
@@ -942,6 +945,8 @@ def _specs():
               "docs/activation.md", build=_path_build, contract="path is a list of nmref.GreedySteps"),
         _spec("gemv_input_sparse", A.gemv_input_sparse, ("x", "w", "t"), ("y",), lambda: _gemv_in("input"), _teal_golden("input"),
               "docs/activation.md", tol=_promoted("x", "w"), scale=_gemv_scale),
+        _spec("gemv_input_sparse_batched", A.gemv_input_sparse_batched, ("x", "w", "t"), ("y",), lambda: _gemv_in("batched"),
+              _teal_golden("input"), "docs/activation.md", tol=_promoted("x", "w"), scale=_gemv_scale, since=3),
         _spec("gemv_output_sparse", A.gemv_output_sparse, ("x", "w", "s"), ("y",), lambda: _gemv_in("output"),
               _teal_golden("output"), "docs/activation.md", tol=_promoted("x", "w"), scale=_gemv_scale),
         _spec("gemv_input_sparse_24", A.gemv_input_sparse_24, ("x", "w", "mask", "t"), ("y",), lambda: _gemv_in("24"),

@@ -45,7 +45,9 @@ class OpSpec:
       to — that of the terms summed (default: the output's largest finite magnitude); the absolute
       tolerance is ``rtol·scale``;
     * ``build``: ``inputs -> inputs`` deriving arguments that cannot be stored (a callable);
-    * ``post``: ``result -> result`` mapping objects to plain values (applied to both sides).
+    * ``post``: ``result -> result`` mapping objects to plain values (applied to both sides);
+    * ``since``: the first golden-set version whose cases include the operation (an operation added
+      after the latest released set is property-tested now and gets golden cases with the next set).
     """
     name: str
     ref: Callable
@@ -59,6 +61,7 @@ class OpSpec:
     build: Callable | None = None
     post: Callable | None = None
     contract: str = ""
+    since: int = 2
 
     def call_args(self, inputs: dict) -> tuple[list, dict]:
         """``(args, kwargs)`` of the contract call for an input dict."""

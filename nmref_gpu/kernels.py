@@ -1,0 +1,151 @@
+"""The kernel set of ``gemv.cu``: one table of configurations, the rule that picks one per call, and
+the template instances it implies.
+
+Everything that exists in compiled form is generated from :data:`GEMV_RULE` and :data:`TEAL_RULE`
+below: :func:`instances` gives the names CuPy compiles (``name_expressions``), and
+``python3 nmref_gpu/kernels.py gemv.cu`` prints the translation unit with which CI compiles exactly
+those instances with nvcc. A configuration is added or removed by editing a table entry. Any other
+configuration can still be passed to a launcher as ``variant=`` (a benchmarking hook: it is compiled
+on first use, in a module of its own).
+
+The tables were measured on an H200 (see :data:`GEMV_RULE`); this module imports neither CuPy nor
+a GPU library, so the rule is testable anywhere.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_TYPES = ("__half", "__nv_bfloat16")
+#: batch bounds a kernel is instantiated for; a call uses the smallest bound >= its batch
+BATCH_BOUNDS = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class MmaConfig:
+    """A tensor-core GEMV kernel (``gemv_mma`` in gemv.cu): a block owns 16 output rows and all of K.
+
+    ``warps``: warps splitting K per block (KW); ``depth``: super-steps of 64 columns in flight per warp
+    (1 = load then compute, 2 = software-pipelined, 3 = two ahead); ``prefetch``: weight loads that ask
+    L2 for their whole 256-byte block and skip L1, x kept in L1 (evict_last); ``chains``: accumulator
+    chains per 8-wide batch tile (2: consecutive mma independent); ``predicated``: loads written as
+    predicated PTX instructions (ptxas schedules them earlier)."""
+
+    warps: int
+    depth: int
+    prefetch: bool = False
+    chains: int = 1
+    predicated: bool = False
+
+    def __post_init__(self):
+        if self.warps not in (1, 2, 4, 8, 16, 32) or self.depth not in (1, 2, 3) or self.chains not in (1, 2):
+            raise ValueError(f"not a gemv_mma configuration: {self}")
+
+    def kernel(self, ctype: str, tiles: int, sparse: bool) -> str:
+        """The template instance for element type ``ctype``, ``tiles`` 8-wide batch tiles (1 or 2) and a
+        dense (``sparse=False``) or packed 2:4 weight."""
+        b = lambda v: "true" if v else "false"  # noqa: E731
+        return (f"gemv_mma<{ctype},{tiles},{b(sparse)},{self.warps},{self.depth},{b(self.prefetch)},"
+                f"{self.chains},{b(self.predicated)}>")
+
+    def short(self) -> str:
+        tags = "".join(t for t, on in (("+pf", self.prefetch), ("+2c", self.chains == 2),
+                                       ("+pred", self.predicated)) if on)
+        return f"mma{tags} {self.warps}x{self.depth}"
+
+
+@dataclass(frozen=True)
+class TealConfig:
+    """A TEAL kernel (``gemv_teal_blk``): blocks of 256 outputs x ``chunk`` input rows, each lane keeping
+    ``loads`` 16-byte weight loads in flight. For ``gemv_teal24_blk`` (2:4 weight) only ``loads``
+    applies (4 or 8 groups in flight per lane; the chunk is 64 groups)."""
+
+    chunk: int = 256
+    loads: int = 4
+
+    def __post_init__(self):
+        if self.chunk not in (256, 512) or self.loads not in (2, 4, 8):
+            raise ValueError(f"not a TEAL configuration: {self}")
+
+    def kernel(self, ctype: str, batch_bound: int, red: int) -> str:
+        return f"gemv_teal_blk<{ctype},{self.chunk},{batch_bound},{self.loads},{red}>"
+
+    def kernel24(self, ctype: str, red: int) -> str:
+        return f"gemv_teal24_blk<{ctype},{self.loads},{red}>"
+
+
+_M = MmaConfig
+#: Upper bounds (inclusive) of the grid buckets, in blocks of 16 output rows; the last bucket is open.
+GRID_BUCKETS = (264, 599, 799)
+
+#: The GEMV rule: kernel per (weight kind, batch bound, grid bucket). Measured on an H200 with
+#: ``python benchmarks/dev/sweep_gemv.py`` (docs/benchmarks.md, "GEMV configurations"): each entry is
+#: the configuration with the least total time over the shapes in its bucket (the five LLaMA shapes:
+#: 4096x4096 and 4096x11008 in bucket 0, 5120x13824 in 1, 11008x4096 in 2, 13824x5120 in 3).
+GEMV_RULE = {
+    "dense": {
+        1: (_M(8, 3, predicated=True), _M(8, 2, predicated=True), _M(8, 2, predicated=True), _M(4, 3, predicated=True)),
+        2: (_M(8, 3, predicated=True), _M(8, 2, predicated=True), _M(8, 2, predicated=True), _M(4, 3, predicated=True)),
+        4: (_M(8, 3, predicated=True), _M(8, 2, predicated=True), _M(8, 2, predicated=True), _M(4, 3, predicated=True)),
+        8: (_M(8, 3, predicated=True), _M(8, 2, predicated=True), _M(8, 2, predicated=True), _M(4, 3, predicated=True)),
+        16: (_M(8, 3, predicated=True), _M(8, 2), _M(8, 2), _M(4, 2)),
+    },
+    "24": {
+        1: (_M(16, 1, True, 2), _M(16, 1, True), _M(8, 2, True, 2), _M(4, 1, True, 2, True)),
+        2: (_M(16, 1, True, 2), _M(16, 1, True), _M(8, 2, True, 2), _M(4, 1, True, 2, True)),
+        4: (_M(16, 1, True, 2), _M(16, 1, True), _M(8, 2, True, 2), _M(4, 1, True, 2, True)),
+        8: (_M(16, 1, True, 2), _M(16, 1, True), _M(8, 2, True, 2), _M(4, 1, True, 2, True)),
+        16: (_M(16, 1, True, 2), _M(8, 2, True, 1, True), _M(4, 1, True, 2, True), _M(4, 1, True, 2, True)),
+    },
+}
+
+#: The TEAL rule: configuration per batch bound (``gemv_teal_blk``), and the 2:4 kernel's (batch 1).
+TEAL_RULE = {1: TealConfig(256, 4), 2: TealConfig(256, 4), 4: TealConfig(256, 4), 8: TealConfig(256, 4),
+             16: TealConfig(256, 4)}
+TEAL24_RULE = TealConfig(256, 4)
+
+
+def batch_bound(batch: int) -> int:
+    return next(b for b in BATCH_BOUNDS if b >= batch)
+
+
+def gemv_config(kind: str, out_features: int, batch: int) -> MmaConfig:
+    """The GEMV kernel :data:`GEMV_RULE` picks (``kind``: ``"dense"`` or ``"24"``)."""
+    blocks16 = -(-int(out_features) // 16)
+    bucket = next((i for i, hi in enumerate(GRID_BUCKETS) if blocks16 <= hi), len(GRID_BUCKETS))
+    return GEMV_RULE[kind][batch_bound(batch)][bucket]
+
+
+def instances(module: str) -> tuple[str, ...]:
+    """Every template instance of ``module`` ("gemv") that a rule can pick, for both element types."""
+    if module != "gemv":
+        return ()
+    names = []
+    for kind, table in GEMV_RULE.items():
+        for bb, row in table.items():
+            for cfg in row:
+                names += [cfg.kernel(t, 1 if bb <= 8 else 2, kind == "24") for t in _TYPES]
+    for bb, cfg in TEAL_RULE.items():
+        names += [cfg.kernel(t, bb, red) for t in _TYPES for red in (0, 1)]
+    names += [TEAL24_RULE.kernel24(t, red) for t in _TYPES for red in (0, 1)]
+    return tuple(dict.fromkeys(names)) + ("teal_zero",)
+
+
+def instantiation_unit(cu_file: str) -> str | None:
+    """A translation unit that includes ``cu_file`` and instantiates every instance :func:`instances`
+    lists for it (taking each kernel's address), or None if the file has no generated instances."""
+    name = Path(cu_file).stem
+    inst = [n for n in instances(name) if "<" in n]
+    if not inst:
+        return None
+    lines = [f'#include "{Path(cu_file).name}"', "// generated by nmref_gpu/kernels.py: the instances "
+             "nmref_gpu/kernels.py lists", "void *nmref_instances[] = {"]
+    lines += [f"    (void *)&{n}," for n in inst]
+    return "\n".join(lines + ["};", ""])
+
+
+if __name__ == "__main__":  # python3 nmref_gpu/kernels.py FILE.cu: print its instantiation unit (CI)
+    unit = instantiation_unit(sys.argv[1])
+    if unit:
+        print(unit)
