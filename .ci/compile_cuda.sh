@@ -15,7 +15,7 @@ for f in "${files[@]}"; do
     src="$tmp/$(basename "$f" .cu)_instances.cu"
     printf '%s\n' "$unit" > "$src"
   fi
-  nvcc -std=c++17 -O3 -Werror all-warnings -I"$(dirname "$f")" \
+  nvcc -std=c++17 -O3 --threads 0 -Werror all-warnings -I"$(dirname "$f")" \
        -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
        -c "$src" -o "$tmp/$(basename "$f").o"
   echo "compile_cuda: ok $f (sm_80, sm_90a${unit:+; $(grep -c '(void \*)&' "$src") instances})"

@@ -5,6 +5,8 @@ error relative to the magnitude of the summed terms (an all-zero product must be
 The outputs are poisoned with NaN first. Skipped without CuPy and a CUDA GPU."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,8 @@ from hypothesis import strategies as st  # noqa: E402
 import nmref_gpu  # noqa: E402
 
 pytestmark = pytest.mark.gpu
-EXAMPLES = settings(max_examples=150, deadline=None)
+#: examples per property (NMREF_GPU_EXAMPLES: e.g. fewer under compute-sanitizer)
+EXAMPLES = settings(max_examples=int(os.environ.get("NMREF_GPU_EXAMPLES", 150)), deadline=None)
 #: float32 summation of fp16/bf16 products (exact in float32), relative to sum |x||W|: the tensor
 #: cores' truncated partial sums and float32 adds measured <= 4e-7; 1e-5 still catches one missing or
 #: extra term of the small-integer draws (each term >= 1 against a scale <= 9 x 2048)
@@ -125,7 +128,7 @@ def test_gemv_input_sparse_batched(case):
     out = cp.asarray(r0) if accumulate else cp.full(ref.shape, np.nan, dtype=cp.float32)
     y = nmref_gpu.gemv_input_sparse_batched(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, out=out,
                                             accumulate=accumulate, deterministic=deterministic).get()
-    check(y, ref + (r0 if accumulate else 0), scale)
+    check(y, ref + (r0 if accumulate else 0), scale + (np.abs(r0) if accumulate else 0))  # + the residual's rounding
     if not kept.any() and not accumulate:  # every input dropped: nothing is summed, +0.0 everywhere
         assert not np.signbit(y).any() and not y.any()
 
