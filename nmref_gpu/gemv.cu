@@ -25,33 +25,22 @@ extern "C" __global__ void teal_zero(float *__restrict__ y, int n) {
 //    reset between calls and a CUDA graph can replay the launch.
 enum TealRed { TEAL_ATOMIC = 0, TEAL_ORDERED = 1 };
 
-// The epilogue of the TEAL block kernels: for each batch row b < batch, the 8 warps' partial sums of
-// the block's 256 outputs (lane owns 8 consecutive outputs) are added in shared memory in warp order,
-// then combined across the tile's chunks as RED says (tick: uint64 [tiles], ws: float32 [n, batch, out];
-// y: [batch, out]).
+// The last step of every TEAL kernel: this thread's block sums s[b] of output oo = blockIdx.x * 256 +
+// threadIdx.x (batch rows b < batch) are combined across the tile's chunks as RED says (tick: uint64
+// [tiles], ws: float32 [n, batch, out]; y: [batch, out]).
 template <int RED, int B>
-__device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const float (&acc)[B][8], float *__restrict__ y,
-                                                  int out, int batch, float *__restrict__ ws,
-                                                  unsigned long long *__restrict__ tick, int accum) {
+__device__ __forceinline__ void teal_combine(const float (&s)[B], float *__restrict__ y, int out, int batch,
+                                             float *__restrict__ ws, unsigned long long *__restrict__ tick,
+                                             int accum) {
   __shared__ bool last;
-  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int tid = threadIdx.x;
   int oo = blockIdx.x * 256 + tid;
   bool live = oo < out;
 #pragma unroll
   for (int b = 0; b < B; ++b) {
-    if (b >= batch) break;  // uniform across the block
-#pragma unroll
-    for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[b][i];
-    __syncthreads();
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) s += red[w][tid];
-    __syncthreads();  // red is rewritten for the next batch row
-    if constexpr (RED == TEAL_ATOMIC) {
-      if (live) atomicAdd(y + (size_t)b * out + oo, s);
-    } else {
-      if (live) __stcg(ws + ((size_t)blockIdx.y * batch + b) * out + oo, s);
-    }
+    if (b >= batch || !live) break;
+    if constexpr (RED == TEAL_ATOMIC) atomicAdd(y + (size_t)b * out + oo, s[b]);
+    else __stcg(ws + ((size_t)blockIdx.y * batch + b) * out + oo, s[b]);
   }
   if constexpr (RED == TEAL_ORDERED) {
     unsigned long long n = gridDim.y;
@@ -72,6 +61,29 @@ __device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const fl
       *yo = accum ? *yo + sum : sum;
     }
   }
+}
+
+// The epilogue of the CUDA-core TEAL kernels: for each batch row b < batch, the 8 warps' partial sums
+// of the block's 256 outputs (lane owns 8 consecutive outputs) are added in shared memory in warp
+// order, then combined across chunks by teal_combine.
+template <int RED, int B>
+__device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const float (&acc)[B][8], float *__restrict__ y,
+                                                  int out, int batch, float *__restrict__ ws,
+                                                  unsigned long long *__restrict__ tick, int accum) {
+  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  float s[B];
+#pragma unroll
+  for (int b = 0; b < B; ++b) {
+    s[b] = 0.f;
+    if (b >= batch) break;  // uniform across the block
+#pragma unroll
+    for (int i = 0; i < 8; ++i) red[warp][lane * 8 + i] = acc[b][i];
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < 8; ++w) s[b] += red[w][tid];
+    __syncthreads();  // red is rewritten for the next batch row
+  }
+  teal_combine<RED, B>(s, y, out, batch, ws, tick, accum);
 }
 
 // TEAL, block-reduced, batch 1..B with one shared mask: a block of 8 warps owns 256 outputs and a chunk
@@ -554,4 +566,145 @@ __global__ void __launch_bounds__(32 * KW) gemv_mma(const T *__restrict__ W, con
   run_steps<MmaStep<NT, SP>, KW, D>(load, compute, warp, nsup);
   pdl_launch_dependents();
   reduce_store<KW, NT>(red, acc, y, row0, out, batch);
+}
+
+// ---- TEAL on tensor cores, batch 1..16 with one shared mask: mma.sync m16n8k16 over the kept rows ----
+// The product y[b, o] = sum_j x[b, k_j] Wt[k_j, o] over a chunk's kept rows k_j is a small GEMM: the
+// outputs are the mma's M, the batch its N, the kept rows its K. A block of 8 warps owns 256 outputs and
+// a chunk of CH input rows; the mask and the compaction are those of gemv_teal_blk (kept rows' indices
+// and their activations, as half pairs (j, j+1) per batch row, in shared memory; the kept count padded
+// to a multiple of 16 with rows that read nothing and multiply zeros). Warp w owns the 64 outputs
+// o0 = 64 (w % 4) .. o0 + 63 of the tile and every other k16 step of kept rows (w / 4). Lane (g, t)
+// loads, per step, 16 bytes of each of 4 kept rows j0 + {2t, 2t+1, 2t+8, 2t+9}: outputs o0 + 8g .. +7.
+// A dot product may sum its k in any order and an output may sit in any row of a tile, so these 64 bytes
+// are the A fragments of 4 m16 tiles: tile q has output o0 + 8g + 2q in row g and o0 + 8g + 2q + 1 in
+// row g + 8, and each fragment register pairs two kept rows of one output (one byte permute). B is the
+// activations (kept row pairs of batch row g, and g + 8 when NT = 2). Every step's products go into fresh
+// accumulators that are added in IEEE float32 (the tensor core truncates its sums). The two warps of an
+// output group meet in shared memory (k-halves in order) and teal_combine combines the chunks.
+template <int NT> struct TealStep {
+  uint4 v[4];  // rows j0 + 2t, 2t+1, 2t+8, 2t+9; outputs o0 + 8g .. o0 + 8g + 7
+};
+
+template <typename T, int CH, int NT, int D, int RED>
+__global__ void __launch_bounds__(256) gemv_teal_mma(const T *__restrict__ Wt, const T *__restrict__ x, double t,
+                                                     float *__restrict__ y, int in, int out, int batch,
+                                                     float *__restrict__ ws, unsigned long long *__restrict__ tick,
+                                                     int accum) {
+  static_assert(CH % 256 == 0, "chunks of 256 rows");
+  constexpr int BB = 8 * NT, KW = CH / 2 + 4;  // batch rows held; words per batch row (padded: banks)
+  constexpr int MAIN = CH * 4 + BB * KW * 4, EPI = 2 * BB * 256 * 4;
+  __shared__ __align__(16) unsigned char smem[MAIN > EPI ? MAIN : EPI];
+  __shared__ int warp_count[8];
+  int *kept_idx = reinterpret_cast<int *>(smem);
+  uint32_t *kx = reinterpret_cast<uint32_t *>(smem + CH * 4);  // [BB][KW]: halves (j, j + 1) of batch row b
+  T *kxh = reinterpret_cast<T *>(kx);
+  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+  pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
+  int nk = 0;
+#pragma unroll
+  for (int c = 0; c < CH / 256; ++c) {
+    int k = blockIdx.y * CH + c * 256 + tid;
+    T xh[BB];
+    double s = 0.0;
+#pragma unroll
+    for (int b = 0; b < BB; ++b) {
+      xh[b] = (k < in && b < batch) ? x[(size_t)b * in + k] : T(0.f);
+      s += fabs((double)Elem<T>::to_f(xh[b]));  // rows >= batch add +0.0: the same sum
+    }
+    bool keep = k < in && s / batch > t;
+    unsigned ball = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0) warp_count[warp] = __popc(ball);
+    __syncthreads();
+    int base = nk;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) {
+      base += w < warp ? warp_count[w] : 0;
+      nk += warp_count[w];
+    }
+    if (keep) {
+      int pos = base + __popc(ball & ((1u << lane) - 1u));
+      kept_idx[pos] = k;
+#pragma unroll
+      for (int b = 0; b < BB; ++b) kxh[b * 2 * KW + pos] = xh[b];
+    }
+    __syncthreads();  // warp_count is rewritten by the next round
+  }
+  if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
+  int nk16 = (nk + 15) & ~15;
+  for (int i = tid; i < (nk16 - nk) * BB; i += 256) {  // padding rows: no weights, zero activations
+    int pos = nk + i / BB, b = i % BB;
+    kxh[b * 2 * KW + pos] = T(0.f);
+    if (b == 0) kept_idx[pos] = -1;
+  }
+  __syncthreads();
+  int og = warp & 3, kh = warp >> 2;
+  int o = blockIdx.x * 256 + og * 64 + 8 * g;
+  bool live = o < out;  // out % 8 == 0: a lane's 8 outputs exist together
+  float acc[4][NT][4] = {};
+  auto load = [&](TealStep<NT> &st, int s) {
+    int j0 = 16 * s;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int j = j0 + 2 * tq + (i & 1) + 8 * (i >> 1);
+      int r = (j < nk16 && live) ? kept_idx[j] : -1;
+      st.v[i] = r >= 0 ? __ldcs(reinterpret_cast<const uint4 *>(Wt + (size_t)r * out + o)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+  int nsteps = nk16 >> 4;
+  auto step = [&](const TealStep<NT> &st, int s) {
+    int w0 = 8 * s + tq;  // word of kept rows (j0 + 2t, j0 + 2t + 1); + 4: (j0 + 2t + 8, + 9)
+    uint32_t bf[NT][2];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      bf[nt][0] = kx[(g + 8 * nt) * KW + w0];
+      bf[nt][1] = kx[(g + 8 * nt) * KW + w0 + 4];
+    }
+    const uint32_t *v0 = &st.v[0].x, *v1 = &st.v[1].x, *v2 = &st.v[2].x, *v3 = &st.v[3].x;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint32_t a0 = __byte_perm(v0[q], v1[q], 0x5410), a1 = __byte_perm(v0[q], v1[q], 0x7632);
+      uint32_t a2 = __byte_perm(v2[q], v3[q], 0x5410), a3 = __byte_perm(v2[q], v3[q], 0x7632);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        float part[4] = {0.f, 0.f, 0.f, 0.f};
+        mma_16816<T>(part, a0, a1, a2, a3, bf[nt][0], bf[nt][1]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[q][nt][i] += part[i];
+      }
+    }
+  };
+  // steps s = kh, kh + 2, ...: D of them in flight (as run_steps; the step index travels with the loads)
+  static_assert(D == 1 || D == 2, "1 or 2 steps in flight");
+  if constexpr (D == 1) {
+    for (int s = kh; s < nsteps; s += 2) {
+      TealStep<NT> st;
+      load(st, s);
+      step(st, s);
+    }
+  } else {
+    TealStep<NT> cur, nxt;
+    load(cur, kh);
+    for (int s = kh; s < nsteps; s += 2) {
+      load(nxt, s + 2);
+      step(cur, s);
+      cur = nxt;
+    }
+  }
+  pdl_launch_dependents();
+  __syncthreads();  // the main loop's shared memory becomes the epilogue's
+  float *red = reinterpret_cast<float *>(smem);  // [2][BB][256]: k-half, batch row, output of the tile
+  int ol = og * 64 + 8 * g;
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)  // d0: (row g, col 2t), d1: (g, 2t+1), d2: (g+8, 2t), d3: (g+8, 2t+1)
+        red[(kh * BB + 8 * nt + 2 * tq + (i & 1)) * 256 + ol + 2 * q + (i >> 1)] = acc[q][nt][i];
+  __syncthreads();
+  float s[BB];
+#pragma unroll
+  for (int b = 0; b < BB; ++b) s[b] = red[b * 256 + tid] + red[(BB + b) * 256 + tid];
+  teal_combine<RED, BB>(s, y, out, batch, ws, tick, accum);
 }

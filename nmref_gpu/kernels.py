@@ -57,18 +57,23 @@ class MmaConfig:
 
 @dataclass(frozen=True)
 class TealConfig:
-    """A TEAL kernel (``gemv_teal_blk``): blocks of 256 outputs x ``chunk`` input rows, each lane keeping
-    ``loads`` 16-byte weight loads in flight. For ``gemv_teal24_blk`` (2:4 weight) only ``loads``
-    applies (4 or 8 groups in flight per lane; the chunk is 64 groups)."""
+    """A TEAL kernel: blocks of 256 outputs x ``chunk`` input rows. ``mma=False``: ``gemv_teal_blk`` on
+    CUDA cores, each lane keeping ``loads`` 16-byte weight loads in flight; ``mma=True``:
+    ``gemv_teal_mma`` on tensor cores (the batch as the mma's N), ``loads`` = k16 steps in flight per
+    warp (1 or 2). For ``gemv_teal24_blk`` (2:4 weight) only ``loads`` applies (groups in flight per
+    lane; the chunk is 64 groups)."""
 
     chunk: int = 256
     loads: int = 4
+    mma: bool = False
 
     def __post_init__(self):
-        if self.chunk not in (256, 512) or self.loads not in (2, 4, 8):
+        if self.chunk not in (256, 512) or self.loads not in ((1, 2) if self.mma else (2, 4, 8)):
             raise ValueError(f"not a TEAL configuration: {self}")
 
     def kernel(self, ctype: str, batch_bound: int, red: int) -> str:
+        if self.mma:
+            return f"gemv_teal_mma<{ctype},{self.chunk},{1 if batch_bound <= 8 else 2},{self.loads},{red}>"
         return f"gemv_teal_blk<{ctype},{self.chunk},{batch_bound},{self.loads},{red}>"
 
     def kernel24(self, ctype: str, red: int) -> str:

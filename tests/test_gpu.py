@@ -214,7 +214,9 @@ def _teal_tickets_whole():
 @pytest.mark.parametrize("shape", [(4096, 4096), (1032, 520), (264, 300)])
 @pytest.mark.parametrize("variant, deterministic", [(None, False), (kernels.TealConfig(512), False),
                                                     (kernels.TealConfig(256, 8), False), (None, True),
-                                                    (kernels.TealConfig(512, 2), True)], ids=str)
+                                                    (kernels.TealConfig(512, 2), True),
+                                                    (kernels.TealConfig(256, 2, mma=True), False),
+                                                    (kernels.TealConfig(512, 1, mma=True), True)], ids=str)
 def test_gemv_input_sparse_equals_nmref(p, shape, variant, deterministic):
     rng = np.random.default_rng(int(p * 100))
     w = rand(rng, shape, np.float16)

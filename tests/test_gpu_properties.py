@@ -20,6 +20,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import nmref_gpu  # noqa: E402
+from nmref_gpu import kernels  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 #: examples per property (NMREF_GPU_EXAMPLES: e.g. fewer under compute-sanitizer)
@@ -116,9 +117,14 @@ def teal_case(draw, batched, multiple=1):
     return dt, w, x, float(t), draw(st.booleans()), draw(st.booleans())
 
 
+#: the rule's choice, and both TEAL kernels (CUDA cores; tensor cores) in other configurations
+TEAL_CONFIGS = [None, kernels.TealConfig(256, 4), kernels.TealConfig(512, 8), kernels.TealConfig(256, 2, mma=True),
+                kernels.TealConfig(512, 1, mma=True)]
+
+
 @EXAMPLES
-@given(teal_case(batched=True))
-def test_gemv_input_sparse_batched(case):
+@given(teal_case(batched=True), st.sampled_from(TEAL_CONFIGS))
+def test_gemv_input_sparse_batched(case, variant):
     dt, w, x, t, accumulate, deterministic = case
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     kept = np.abs(x64).mean(axis=0) > t
@@ -127,7 +133,7 @@ def test_gemv_input_sparse_batched(case):
     r0 = np.arange(ref.size, dtype=np.float32).reshape(ref.shape) % 7 - 3
     out = cp.asarray(r0) if accumulate else cp.full(ref.shape, np.nan, dtype=cp.float32)
     y = nmref_gpu.gemv_input_sparse_batched(cp.asarray(x), cp.asfortranarray(cp.asarray(w)), t, out=out,
-                                            accumulate=accumulate, deterministic=deterministic).get()
+                                            accumulate=accumulate, deterministic=deterministic, variant=variant).get()
     check(y, ref + (r0 if accumulate else 0), scale + (np.abs(r0) if accumulate else 0))  # + the residual's rounding
     if not kept.any() and not accumulate:  # every input dropped: nothing is summed, +0.0 everywhere
         assert not np.signbit(y).any() and not y.any()

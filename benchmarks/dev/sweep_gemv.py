@@ -35,7 +35,8 @@ from bench_gpu import SHAPES, cycle, graph_bench, read_ceiling, rotating  # noqa
 BATCHES = (1, 2, 4, 8, 16)
 DENSE = [MmaConfig(kw, d, pf, 1, pr) for kw, d, pf, pr in itertools.product((4, 8, 16), (1, 2, 3), (False, True), (False, True))]
 SPARSE = [MmaConfig(kw, d, True, c, pr) for kw, d, c, pr in itertools.product((4, 8, 16), (1, 2, 3), (1, 2), (False, True))]
-TEAL = [TealConfig(ch, u) for ch in (256, 512) for u in (2, 4, 8)]
+TEAL = [TealConfig(ch, u) for ch in (256, 512) for u in (2, 4, 8)] + \
+    [TealConfig(ch, d, mma=True) for ch in (256, 512) for d in (1, 2)]
 
 
 def precompile(names):
@@ -55,11 +56,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="sweep.json")
     ap.add_argument("--shapes", type=int, default=len(SHAPES))
+    ap.add_argument("--teal-only", action="store_true", help="skip the GEMV candidates")
     args = ap.parse_args()
-    names = {c.kernel("__half", 1 if b <= 8 else 2, sp) for b in BATCHES for sp, cs in ((False, DENSE), (True, SPARSE))
-             for c in cs}
+    names = set() if args.teal_only else {c.kernel("__half", 1 if b <= 8 else 2, sp) for b in BATCHES
+                                          for sp, cs in ((False, DENSE), (True, SPARSE)) for c in cs}
     names |= {c.kernel("__half", b, r) for b in BATCHES for c in TEAL for r in (0, 1)}
-    names |= {c.kernel24("__half", r) for c in TEAL for r in (0, 1)} | {"teal_zero"}
+    names |= {c.kernel24("__half", r) for c in TEAL[:3] for r in (0, 1)} | {"teal_zero"}
     precompile(sorted(names))
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     res = {"device": dev, "date": time.strftime("%Y-%m-%d"), "gemv": [], "teal": [], "teal24": [], "ceiling": []}
@@ -72,9 +74,10 @@ def main():
         cv = rotating(lambda: (cp.asarray(vals_h), cp.asarray(meta_h)), vals_h.nbytes + meta_h.nbytes)
         nw, nv = cycle(ws), cycle(cv)
         sb = vals_h.nbytes + meta_h.nbytes
-        res["ceiling"].append({"shape": [out_f, in_f], "dense_bytes": w_h.nbytes, "dense_s": read_ceiling(w_h.nbytes),
+        res["ceiling"].append({"shape": [out_f, in_f]} if args.teal_only else
+                              {"shape": [out_f, in_f], "dense_bytes": w_h.nbytes, "dense_s": read_ceiling(w_h.nbytes),
                                "sparse_bytes": sb, "sparse_s": read_ceiling(sb)})
-        for b in BATCHES:
+        for b in (() if args.teal_only else BATCHES):
             x_h = rng.standard_normal((b, in_f), dtype=np.float32).astype(np.float16)
             x = cp.asarray(x_h)
             y = cp.empty((b, out_f), dtype=cp.float32)
