@@ -107,11 +107,13 @@ GEMV_RULE = {
     },
 }
 
-#: The TEAL rule: configuration per batch bound (``gemv_teal_blk``; the least summed time over the five
-#: shapes at p = 0.5 in the same H200 sweep), and the 2:4 kernel's (batch 1; 4 loads in flight fastest on
-#: every shape and p).
-TEAL_RULE = {1: TealConfig(256, 4), 2: TealConfig(256, 2), 4: TealConfig(256, 8), 8: TealConfig(256, 8),
-             16: TealConfig(512, 8)}
+#: The TEAL rule: configuration per batch bound, the least summed time over the five shapes at p = 0.5
+#: in the same H200 sweep (``--teal-only`` run, 10 candidates): CUDA cores up to batch 4, tensor cores
+#: (``mma=True``) at batch 8 and 16, where the CUDA-core kernel's FMAs per weight byte grow with the
+#: batch (19% of read bandwidth at batch 16 against 43–50%). The 2:4 kernel's (batch 1): 4 loads in
+#: flight was the fastest on every shape and p.
+TEAL_RULE = {1: TealConfig(256, 4), 2: TealConfig(256, 2), 4: TealConfig(256, 8), 8: TealConfig(512, 1, mma=True),
+             16: TealConfig(512, 1, mma=True)}
 TEAL24_RULE = TealConfig(256, 4)
 
 
