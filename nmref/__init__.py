@@ -3,7 +3,7 @@
 Every public operation is re-exported here; each lives in a module named after its concept
 (``nmref.masks``, ``nmref.compress``, ...). See ``docs/`` for the exact semantics.
 """
-from ._checks import NMRefTypeError, NMRefValueError
+from ._checks import NMRefStepWarning, NMRefTypeError, NMRefValueError
 from .activation import (TEAL_PROJECTION_INPUTS, GreedyStep, ThresholdHistogram, exact_threshold,
                          gemv_input_sparse, gemv_input_sparse_24, gemv_input_sparse_batched, gemv_input_sparse_24_packed_t,
                          gemv_output_sparse, greedy_block_allocation,
@@ -34,7 +34,7 @@ from .golden import golden_cases, load_case, verify_golden, write_golden
 __version__ = "0.1.0"
 
 __all__ = [
-    "NMRefValueError", "NMRefTypeError",
+    "NMRefValueError", "NMRefTypeError", "NMRefStepWarning",
     "nm_mask", "is_nm_sparse", "wanda_scores", "transposable_nm_mask", "TRANSPOSABLE_24_PATTERNS",
     "flip_rate", "initial_flip_rate", "pad_to_multiple",
     *_compress_all,

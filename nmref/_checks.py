@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-__all__ = ["NMRefValueError", "NMRefTypeError"]
+__all__ = ["NMRefValueError", "NMRefTypeError", "NMRefStepWarning"]
 
 
 class NMRefValueError(ValueError):
@@ -19,6 +19,10 @@ class NMRefValueError(ValueError):
 
 class NMRefTypeError(TypeError):
     """An argument has the wrong type or dtype."""
+
+
+class NMRefStepWarning(RuntimeWarning):
+    """An optimizer step moved a weight further than the Adam step bound (see ``adam_step_bound``)."""
 
 
 def _dtype_names() -> tuple:

@@ -1,7 +1,9 @@
 
+import warnings
+
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import nmref
 from nmref import AdamHyper, AdamState, NMRefTypeError, NMRefValueError, init_adam_state
@@ -151,6 +153,7 @@ def independent_variant64(variant, p, grads, mask, h, lam, ramp=None, second_mom
     return p
 
 
+@pytest.mark.filterwarnings("ignore::nmref.NMRefStepWarning")  # the equations, not the step size, are under test
 @pytest.mark.parametrize("variant", VARIANTS + ["adams"])
 @pytest.mark.parametrize("second_moment", ["update", "gradient"])
 @pytest.mark.parametrize("seed", range(3))
@@ -311,3 +314,64 @@ def test_zero_coefficient_adds_no_term_even_on_negative_zero(variant):
         got = nmref.MASKED_ADAMW_VARIANTS[variant](p, g, init_adam_state(p), h, mask=mask, lam=0.0, **kw)
     assert bits_equal(got[0], want[0]) and bits_equal(got[1].exp_avg, want[1].exp_avg)
     assert bits_equal(got[1].exp_avg_sq, want[1].exp_avg_sq)
+
+
+def _cancelling_step(second_moment, lam=0.5, step_fn=None):
+    """A pruned weight W = 0.2 whose gradient is exactly −λW: g + λW = 0 (float64)."""
+    h = AdamHyper(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)
+    p = np.array([0.2, 0.2])
+    g = np.array([-lam * 0.2, 0.3])
+    mask = np.array([False, True])
+    st = nmref.init_adam_state(p)
+    if step_fn is None:
+        return nmref.ast_adamw_step(p, g, st, h, mask=mask, lam=lam, second_moment=second_moment), h
+    return step_fn(p, g, st, h, mask, lam), h
+
+
+def test_ast_gradient_mode_unbounded_step_warns():
+    """The analysis in docs/optimizers.md: with g = −λW the second moment sees 0 while the numerator is
+    u + λW = β₁λW; at t = 1 the step is (β₁λW/(1−β₁)) / ε = 9e4 for W = 0.2, λ = 0.5."""
+    from nmref.optim.adamw import adam_step_bound
+    with pytest.warns(nmref.NMRefStepWarning, match="more than 10× the Adam step bound"):
+        (p1, _), h = _cancelling_step("gradient")
+    assert abs(p1[0] - 0.2) == pytest.approx(0.9 * 0.5 * 0.2 / 0.1 * 1e-3 / 1e-8, rel=1e-6)
+    bound = adam_step_bound(1, h)
+    assert bound == pytest.approx(1e-3 / 0.1)  # at t = 1: lr / (1 − β₁)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the published form: no warning, and the step within the bound
+        (p2, _), _ = _cancelling_step("update")
+    assert np.abs(p2 - 0.2).max() <= bound * (1 + 1e-12)
+
+
+def test_adams_gradient_mode_unbounded_step_warns():
+    """The same cancellation in AdamS's default second moment: q = (1−α)g + αλ·sign(W) = 0 for
+    α = 0.5 and g = −λ on a positive pruned weight."""
+    def step(p, g, st, h, mask, lam):
+        st = nmref.AdamState(5, st.exp_avg, st.exp_avg_sq)  # α = 5 / 10
+        return nmref.adams_step(p, np.where(mask, g, -lam), st, h, mask=mask, lam=lam, ramp_steps=10)
+    with pytest.warns(nmref.NMRefStepWarning):
+        _cancelling_step(None, step_fn=step)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.9, 0.95, 0.999]), st.floats(0.0, 2.0), st.booleans())
+def test_update_mode_steps_never_exceed_the_bound(seed, beta2, lam, cancel):
+    """AST's published second moment (the numerator is in v) keeps every step within adam_step_bound,
+    even when the gradient cancels the decay; and λ = 0 in "gradient" mode (AdamW) never warns."""
+    from nmref.optim.adamw import adam_step_bound
+    rng = np.random.default_rng(seed)
+    h = AdamHyper(lr=1e-2, beta1=0.9, beta2=beta2, eps=1e-8, weight_decay=0.1)
+    p = rng.standard_normal(64)
+    mask = nmref.nm_mask(p.reshape(8, 8), 2, 4).reshape(-1)
+    s_upd = s_grad = nmref.init_adam_state(p)
+    q_upd = q_grad = p
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(12):
+            g = rng.standard_normal(64) * rng.choice([1e-3, 1.0, 1e3])
+            g_upd = np.where(cancel & ~mask, -lam * q_upd, g)
+            decayed = q_upd * (1 - h.lr * h.weight_decay)
+            q_new, s_upd = nmref.ast_adamw_step(q_upd, g_upd, s_upd, h, mask=mask, lam=lam)
+            assert np.abs(q_new - decayed).max() <= adam_step_bound(s_upd.step, h) * (1 + 1e-9)
+            q_upd = q_new
+            q_grad, s_grad = nmref.ast_adamw_step(q_grad, g, s_grad, h, mask=mask, lam=0.0, second_moment="gradient")

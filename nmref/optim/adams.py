@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import NMRefValueError, check_choice, check_int
-from .adamw import scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import scaled_term, apply_update, warn_if_beyond_bound, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
 from .masked import _check_mask_lam, check_second_moment
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -66,4 +66,7 @@ def adams_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, lam: 
     u_tilde = masked_add(u, pb, l1, 1 - alpha)
     signal = u_tilde if signal is None else signal
     v = update_second_moment(state.exp_avg_sq, signal, hyper)
-    return apply_update(p, u_tilde, v, t, hyper), AdamState(t, u, v)
+    new = apply_update(p, u_tilde, v, t, hyper)
+    if second_moment == "gradient":  # ũ is not in v: its step has no bound (docs/optimizers.md)
+        warn_if_beyond_bound("adams_step(second_moment='gradient')", p, new, t, hyper)
+    return new, AdamState(t, u, v)

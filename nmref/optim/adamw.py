@@ -13,9 +13,11 @@ One step, ``t = state.step + 1``, all arithmetic in the parameter's dtype:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
+from .._checks import NMRefStepWarning
 from .state import AdamHyper, AdamState, check_step_inputs
 
 __all__ = ["adamw_step"]
@@ -65,6 +67,40 @@ def apply_update(params: np.ndarray, numer: np.ndarray, exp_avg_sq: np.ndarray, 
     upd /= denom
     upd += params
     return upd
+
+
+def adam_step_bound(t: int, hyper: AdamHyper) -> float:
+    """``B_t = γ·√(1−β₂ᵗ) / ((1−β₁ᵗ)·√(1−β₂))``: the largest adaptive step (after the decoupled weight
+    decay) of a step whose numerator ``n`` is itself in the second moment, ``v_t = β₂v_{t−1} + (1−β₂)n²``
+    — then ``v_t ≥ (1−β₂)n²`` and ``|n̂|/√v̂ ≤ √(1−β₂ᵗ)/((1−β₁ᵗ)√(1−β₂))`` (ε only shrinks the step).
+    AST's ``second_moment="update"`` is such a step. AdamW's own steps (momentum of g, v of g²) stay
+    below it whenever ``β₁ ≤ 2β₂/(1+β₂)`` (Cauchy–Schwarz over the two moving averages), which holds
+    for every usual setting (β₁ = 0.9, β₂ ≥ 0.9)."""
+    return hyper.lr * math.sqrt(1 - hyper.beta2 ** t) / ((1 - hyper.beta1 ** t) * math.sqrt(1 - hyper.beta2))
+
+
+#: a step beyond this multiple of :func:`adam_step_bound` is reported (see :func:`warn_if_beyond_bound`)
+UNSAFE_STEP_FACTOR = 10.0
+
+
+def warn_if_beyond_bound(name: str, before: np.ndarray, after: np.ndarray, t: int, hyper: AdamHyper) -> None:
+    """Warn (:class:`NMRefStepWarning`) if a step that puts a term into its numerator but a different
+    signal into its second moment moved any weight by more than ``UNSAFE_STEP_FACTOR ×``
+    :func:`adam_step_bound`. Such a step has no bound: the gradient and the decay can cancel in the
+    second moment (``v ≈ 0``) while the numerator keeps the decay, and the step approaches
+    ``γ·|numerator|/ε``. On ordinary data its steps reach about 2× the bound, so only an order of
+    magnitude beyond any Adam step is reported."""
+    if after.size == 0:
+        return
+    limit = UNSAFE_STEP_FACTOR * adam_step_bound(t, hyper)
+    moved = np.abs(after.astype(np.float64) - before.astype(np.float64))
+    worst = float(np.nanmax(moved, initial=0.0))
+    if worst > limit:
+        n = int(np.count_nonzero(moved > limit))
+        warnings.warn(f"{name}: {n} weight(s) moved by up to {worst:.3g}, more than {UNSAFE_STEP_FACTOR:g}× the Adam "
+                      f"step bound lr·√(1−β₂ᵗ)/((1−β₁ᵗ)√(1−β₂)) = {limit / UNSAFE_STEP_FACTOR:.3g} at t = {t}: the "
+                      "gradient cancelled the decay in the second moment (v ≈ 0) while the numerator kept it; "
+                      "second_moment='update' cannot do this (docs/optimizers.md)", NMRefStepWarning, stacklevel=3)
 
 
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}

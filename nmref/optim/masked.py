@@ -25,7 +25,8 @@ computes ``~mask`` on an int32 0/1 mask, which gives −1/−2: an anti-decay of
 from __future__ import annotations
 
 from .._checks import as_bool_array, check_choice, check_finite_scalar, check_shape
-from .adamw import scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment, update_second_moment
+from .adamw import (scaled_term, apply_update, decoupled_decay, masked_add, pruned_bits, update_first_moment,
+                    update_second_moment, warn_if_beyond_bound)
 
 from .state import AdamHyper, AdamState, check_step_inputs
 
@@ -85,7 +86,10 @@ def ast_adamw_step(params, grads, state: AdamState, hyper: AdamHyper, *, mask, l
     u_tilde = masked_add(u, pb, decay)
     signal = u_tilde if signal is None else signal
     v = update_second_moment(state.exp_avg_sq, signal, hyper)
-    return apply_update(p, u_tilde, v, t, hyper), AdamState(t, u, v)
+    new = apply_update(p, u_tilde, v, t, hyper)
+    if second_moment == "gradient":  # ũ is not in v: its step has no bound (docs/optimizers.md)
+        warn_if_beyond_bound("ast_adamw_step(second_moment='gradient')", p, new, t, hyper)
+    return new, AdamState(t, u, v)
 
 
 MASKED_ADAMW_VARIANTS = {
