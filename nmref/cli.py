@@ -5,6 +5,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from ._checks import NMRefValueError
 
@@ -26,10 +27,12 @@ def _cmd_experiment(args) -> int:
 
     from .tiny import TrainingDivergedError, load_config, run_experiment
 
+    if args.seeds < 1:
+        raise NMRefValueError(f"--seeds must be at least 1, got {args.seeds}")
     if args.resume is not None:
-        if args.config or args.text or args.preset != "tiny" or args.out or args.set:
+        if args.config or args.text or args.preset != "tiny" or args.out or args.set or args.seeds != 1:
             raise NMRefValueError("--resume DIR continues the run with the config saved in DIR; "
-                                  "do not combine it with --config/--preset/--text/--out/--set")
+                                  "do not combine it with --config/--preset/--text/--out/--set/--seeds")
         cfg, out = None, args.resume
     else:
         overrides = {}
@@ -46,7 +49,11 @@ def _cmd_experiment(args) -> int:
         cfg = load_config(args.preset, args.config, overrides)
         out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        run_experiment(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
+        if args.seeds > 1 or (args.resume is not None and (Path(args.resume) / "seeds.json").is_file()):
+            from .tiny.seeds import run_seeds
+            run_seeds(cfg, out, args.seeds, resume=args.resume is not None, progress=not args.no_progress)
+        else:
+            run_experiment(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
     except TrainingDivergedError as e:
         print(f"nmref experiment: stopped: {e}", file=sys.stderr)
         return 3
@@ -223,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
     e.add_argument("--out", default=None, help="run directory (default: runs/<preset>-<date>-<time>)")
     e.add_argument("--resume", default=None, metavar="DIR", help="continue an interrupted run directory")
+    e.add_argument("--seeds", type=int, default=1, metavar="K", help="run K seeds (seed, seed+1, ...) in DIR/seed-<s> "
+                   "and report mean ± 95%% interval per recipe and paired tests of adjacent recipes (DIR/seeds.md)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_experiment)
     g = sub.add_parser("golden", help="verify nmref or another implementation against a frozen golden set, or write one")

@@ -15,9 +15,9 @@ from nmref.cli import main as cli_main
 from nmref.tiny import CheckpointError, TrainingDivergedError, load_config, run_experiment
 from nmref.tiny import model as M
 from nmref.tiny.data import generate_text, markov_source, split_text, tokenize
-from nmref.tiny.recipes import gmp_fraction, gmp_mask
+from nmref.tiny.recipes import gmp_fraction, gmp_mask, imp_fraction
 
-RECIPES = ["dense", "magnitude", "wanda", "sparsegpt", "fixed_mask", "gmp", "ast_naive", "ast_boosted", "cast"]
+from nmref.tiny.recipes import RECIPES  # noqa: E402
 
 
 def _cfg(**kw):
@@ -49,7 +49,7 @@ def reference_run(tmp_path_factory):
 
 def test_pipeline_outputs(reference_run):
     run, res = reference_run
-    assert list(res["recipes"]) == RECIPES
+    assert tuple(res["recipes"]) == RECIPES
     for name, r in res["recipes"].items():
         assert np.isfinite(r["val_loss"])
         if name != "dense":
@@ -96,12 +96,12 @@ def test_resume_after_interruption_is_bit_identical(reference_run, tmp_path, whe
     res = run_experiment(None, tmp_path / "r", resume=True, progress=False, say=_quiet)
     _assert_same_arrays(_final_arrays(run), _final_arrays(tmp_path / "r"))
     # stages finished before the interrupted one keep their throughput record
-    order = ["dense", "fixed_mask", "gmp", "ast_naive", "ast_boosted", "cast"]
+    order = [r for r in RECIPES if r not in ("magnitude", "wanda", "sparsegpt")]  # the trained stages
     assert all(res["recipes"][r]["tokens_per_s"] for r in order[:order.index(where[0])])
     # metrics: one record per (recipe, step) of training loss, none duplicated by the resume
     recs = [json.loads(l) for l in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     keys = [(r["recipe"], r["step"]) for r in recs if "train_loss" in r]
-    assert len(keys) == len(set(keys)) == 30 + 5 * 20
+    assert len(keys) == len(set(keys)) == 30 + (len(order) - 1) * 20
 
 
 def test_resume_after_sigkill_is_bit_identical(reference_run, tmp_path):
@@ -281,3 +281,33 @@ def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
         assert f.metadata() == {"format": "x", "recipe": "r", "step": "3", "complete": "1", "z": "ü"}
         assert f.get_tensor("w").tolist() == [[0, 1, 2], [3, 4, 5]]
 
+
+
+@pytest.mark.parametrize("steps, rounds", [(20, 4), (100, 3), (7, 5)])
+def test_imp_staircase(steps, rounds):
+    """IMP prunes in `rounds` equal steps of sparsity, the last reaching n:m's 1 − n/m by T_g."""
+    fr = [imp_fraction(t, steps, 0.75, rounds, 2, 4) for t in range(steps)]
+    assert fr[0] == pytest.approx(0.5 / rounds)
+    assert all(b >= a for a, b in zip(fr, fr[1:]))
+    assert sorted(set(fr)) == pytest.approx([0.5 * (r + 1) / rounds for r in range(len(set(fr)))])
+    assert fr[-1] == pytest.approx(0.5)
+
+
+def test_recipe_objects_and_the_distilled_baselines(reference_run):
+    """Every name is one registered object; the *_kd baselines differ from theirs only by the loss."""
+    from nmref.tiny.recipes import REGISTRY
+    assert tuple(REGISTRY) == RECIPES and all(r.name == n for n, r in REGISTRY.items())
+    for base in ("fixed_mask", "gmp", "imp"):
+        a, b = REGISTRY[base], REGISTRY[base + "_kd"]
+        assert type(a) is type(b) and not a.distils and b.distils
+    _, res = reference_run
+    for base in ("fixed_mask", "gmp", "imp"):  # the same masks and budget, another loss: another model
+        assert res["recipes"][base]["val_loss"] != res["recipes"][base + "_kd"]["val_loss"]
+    run, _ = reference_run
+    recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    imp_refresh = [r["step"] for r in recs if r.get("recipe") == "imp" and "flip_rate" in r]
+    cfg = _cfg()
+    starts = [t for t in range(1, cfg.retrain_steps)
+              if imp_fraction(t, cfg.retrain_steps, cfg.gmp_end_fraction, cfg.imp_rounds, cfg.n, cfg.m)
+              != imp_fraction(t - 1, cfg.retrain_steps, cfg.gmp_end_fraction, cfg.imp_rounds, cfg.n, cfg.m)]
+    assert imp_refresh == starts and len(starts) == cfg.imp_rounds - 1  # masks change at round starts only

@@ -20,11 +20,10 @@ import numpy as np
 from .._checks import NMRefValueError
 from ..io import atomic_write, atomic_write_json, atomic_write_text, safetensors_bytes
 from ..masks import is_nm_sparse
-from ..ste import masked_weight
 from . import model as M
 from .config import ExperimentConfig
 from .data import generate_text, load_text, markov_source, split_text, tokenize, train_batch
-from .recipes import ONE_SHOT, one_shot_prune
+from .recipes import ONE_SHOT, get_recipe, one_shot_prune
 from .train import (StageState, check_checkpoint_meta, evaluate, export_weights, load_checkpoint,
                     run_stage, start_stage)
 
@@ -237,10 +236,10 @@ def _summary(st: StageState, cfg, dense: dict, val_tokens, info, n_lin: int, sec
     extra = 0
     if st.recipe != "dense":
         nonzero, sparse_ok = 0, True
+        recipe = get_recipe(st.recipe)
         for nm in M.linear_names(cfg):
-            # SLoRB: the n:m part is W⊙M; S adds N_out·d/k dense parameters on top
-            part = masked_weight(st.params[nm], st.masks[nm]) if st.recipe == "ast_boosted" else weights[nm]
-            extra += st.slorb[nm].size if st.recipe == "ast_boosted" else 0
+            part = recipe.sparse_part(st, nm, weights[nm])  # SLoRB: W⊙M; its S is counted as extra
+            extra += st.slorb[nm].size if nm in st.slorb else 0
             sparse_ok = sparse_ok and bool(is_nm_sparse(part, cfg.n, cfg.m))
             nonzero += int(np.count_nonzero(part))
     flips = [r for r in log.records if r.get("recipe") == st.recipe and "flip_rate" in r]

@@ -22,7 +22,10 @@ import numpy as np
 
 from ..distill import cross_entropy
 from . import layers as L
-from .config import ExperimentConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: config imports the recipe registry, which imports this module
+    from .config import ExperimentConfig
 
 __all__ = ["param_shapes", "init_params", "linear_names", "forward", "backward", "loss_and_grads",
            "linear_inputs", "count_params"]

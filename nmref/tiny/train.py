@@ -21,14 +21,10 @@ import numpy as np
 from .._checks import NMRefValueError
 from ..distill import cross_entropy, distill_loss
 from ..io import atomic_write, safetensors_bytes
-from ..masks import nm_mask
-from ..optim import AdamHyper, AdamState, adams_step, adamw_step, ast_adamw_step, init_adam_state
-from ..slorb import slorb_effective_weight, slorb_init, slorb_projection
-from ..ste import annealing_lambda, mask_refresh_due, masked_weight, refresh_mask
-from ..weight_scaling import weight_scale
+from ..optim import AdamHyper, AdamState, adamw_step, init_adam_state
 from . import model as M
 from .data import eval_windows, train_batch
-from .recipes import USES_KD, gmp_fraction, gmp_mask
+from .recipes import get_recipe
 
 __all__ = ["StageState", "TrainingDivergedError", "CheckpointError", "lr_at", "start_stage", "run_stage",
            "export_weights", "evaluate", "save_checkpoint", "load_checkpoint", "config_digest"]
@@ -75,85 +71,24 @@ def start_stage(recipe: str, params: dict, cfg) -> StageState:
     """The state at step 0 of ``recipe``, starting from ``params`` (the init or the dense model)."""
     p = {k: v.copy() for k, v in params.items()}
     st = StageState(recipe, 0, p, {k: init_adam_state(v) for k, v in p.items()})
-    names = M.linear_names(cfg)
-    if recipe in ("fixed_mask", "ast_naive", "ast_boosted", "cast"):
-        for nm in names:
-            st.masks[nm] = nm_mask(p[nm], cfg.n, cfg.m)
-            st.mask0[nm] = st.masks[nm].copy()
-    if recipe == "fixed_mask":
-        for nm in names:
-            p[nm] = masked_weight(p[nm], st.masks[nm])
-    if recipe == "gmp":
-        for nm in names:
-            st.masks[nm] = np.ones(p[nm].shape, dtype=bool)
-            st.mask0[nm] = st.masks[nm].copy()
-    if recipe == "ast_boosted":
-        for nm in names:
-            st.slorb[nm] = slorb_init(p[nm], st.masks[nm], cfg.slorb_k)
-            st.slorb_opt[nm] = init_adam_state(st.slorb[nm])
-    if recipe == "cast":
-        for nm in names:
-            st.scales[nm] = np.ones(p[nm].shape[0], dtype=p[nm].dtype)
+    get_recipe(recipe).start(st, cfg)
     return st
 
 
 def export_weights(st: StageState, cfg, teacher: dict | None) -> dict:
-    """The linear weights the finished model computes with: ``W⊙M`` (exactly n:m), ``W⊙M + SX``
-    (SLoRB: an n:m part plus the rank-d/k boost), ``β'⊙(W⊙M)`` (CAST), or ``W`` (dense)."""
-    out = {}
-    if st.recipe == "dense":
-        return out
-    for nm in M.linear_names(cfg):
-        w = st.params[nm]
-        if st.recipe == "ast_boosted":
-            out[nm] = slorb_effective_weight(w, st.masks[nm], st.slorb[nm], cfg.slorb_k)
-        elif st.recipe == "cast":   # the forward kept W dense: project now, then rescale
-            sw = masked_weight(w, nm_mask(w, cfg.n, cfg.m))
-            out[nm] = sw * weight_scale(teacher[nm], sw, axis=-1).astype(w.dtype)[:, None]
-        elif st.recipe == "gmp":    # mid-schedule the GMP mask is denser than n:m: evaluate its n:m projection
-            out[nm] = masked_weight(w, nm_mask(w, cfg.n, cfg.m) & st.masks[nm])
-        else:
-            out[nm] = masked_weight(w, st.masks[nm])
-    return out
-
-
-def _forward_weights(st: StageState, cfg) -> dict:
-    """Effective weights used in the training forward pass."""
-    out = {}
-    if st.recipe == "dense":
-        return out
-    for nm in M.linear_names(cfg):
-        w = st.params[nm]
-        if st.recipe == "ast_boosted":
-            out[nm] = slorb_effective_weight(w, st.masks[nm], st.slorb[nm], cfg.slorb_k)
-        elif st.recipe == "cast":
-            out[nm] = w * st.scales[nm][:, None]
-        else:
-            out[nm] = masked_weight(w, st.masks[nm])
-    return out
+    """The linear weights the finished model computes with (the recipe's :meth:`~Recipe.export`):
+    ``W⊙M`` (exactly n:m), ``W⊙M + SX`` (SLoRB), ``β'⊙(W⊙M)`` (CAST), or none (dense)."""
+    return get_recipe(st.recipe).export(st, cfg, teacher)
 
 
 def _refresh(st: StageState, cfg, t: int, steps: int, teacher: dict | None):
-    """Mask (and CAST scale) refresh at the start of step t; returns flip statistics or None."""
-    if st.recipe in ("dense", "fixed_mask") or not mask_refresh_due(t, cfg.mask_interval):
+    """The recipe's mask refresh at the start of step t; returns flip statistics or None."""
+    pairs = get_recipe(st.recipe).refresh(st, cfg, t, steps, teacher)
+    if pairs is None:
         return None
-    flips = flips0 = total = 0
-    for nm in M.linear_names(cfg):
-        w = st.params[nm]
-        old = st.masks[nm]
-        if st.recipe == "gmp":
-            new = gmp_mask(w, gmp_fraction(t, steps, cfg.gmp_end_fraction, cfg.n, cfg.m), cfg.n, cfg.m)
-            new &= old                                 # pruned weights stay pruned (they are zero)
-            f = int(np.count_nonzero(new != old))
-            st.params[nm] = masked_weight(w, new)
-        else:
-            new, f = refresh_mask(w, old, cfg.n, cfg.m)
-        if st.recipe == "cast":
-            st.scales[nm] = np.asarray(weight_scale(teacher[nm], w, axis=-1), dtype=w.dtype)
-        st.masks[nm] = new
-        flips += f
-        flips0 += int(np.count_nonzero(new != st.mask0[nm]))
-        total += new.size
+    total = sum(new.size for new, _, _ in pairs)
+    flips = sum(int(np.count_nonzero(new != old)) for new, old, _ in pairs)
+    flips0 = sum(int(np.count_nonzero(new != first)) for new, _, first in pairs)
     return {"flip_rate": flips / total, "initial_flip_rate": flips0 / total}
 
 
@@ -162,30 +97,16 @@ def _hyper(cfg, lr):
 
 
 def _update(st: StageState, grads: dict, cfg, t: int, steps: int, lr: float) -> None:
-    """Map gradients of the effective weights back (STE) and apply each parameter's optimizer."""
+    """Each block linear's gradient (of its effective weight) through the recipe's update; every
+    other parameter with plain AdamW."""
     hyper = _hyper(cfg, lr)
-    lin = set(M.linear_names(cfg)) if st.recipe != "dense" else set()
+    recipe = get_recipe(st.recipe)
+    lin = set(M.linear_names(cfg))
     for nm, p in st.params.items():
-        g = grads[nm]
-        if nm not in lin:
-            st.params[nm], st.opt[nm] = adamw_step(p, g, st.opt[nm], hyper)
-            continue
-        if st.recipe in ("fixed_mask", "gmp"):
-            g = masked_weight(g, st.masks[nm])      # pruned weights get no gradient and stay zero
-            st.params[nm], st.opt[nm] = adamw_step(p, g, st.opt[nm], hyper)
-        elif st.recipe in ("ast_naive", "ast_boosted"):
-            if st.recipe == "ast_boosted":
-                gs = g @ slorb_projection(p.shape[1], cfg.slorb_k, dtype=g.dtype).T
-                st.slorb[nm], st.slorb_opt[nm] = adamw_step(st.slorb[nm], gs, st.slorb_opt[nm], hyper)
-            lam = annealing_lambda(t, cfg.ast_alpha, max(1, round(cfg.ast_t0_fraction * steps)))
-            st.params[nm], st.opt[nm] = ast_adamw_step(p, g, st.opt[nm], hyper, mask=st.masks[nm], lam=lam,
-                                                       second_moment=cfg.ast_second_moment)
-        elif st.recipe == "cast":
-            g = g * st.scales[nm][:, None]           # ∂L/∂W = β ⊙ ∂L/∂W_eff
-            st.params[nm], st.opt[nm] = adams_step(p, g, st.opt[nm], hyper, mask=st.masks[nm], lam=cfg.adams_lambda,
-                                                   ramp_steps=max(1, round(cfg.adams_ramp_fraction * steps)))
-        else:  # pragma: no cover - recipes are validated by the config
-            raise NMRefValueError(f"unknown recipe {st.recipe!r}")
+        if nm in lin:
+            recipe.update_linear(st, nm, grads[nm], hyper, cfg, t, steps)
+        else:
+            st.params[nm], st.opt[nm] = adamw_step(p, grads[nm], st.opt[nm], hyper)
 
 
 def evaluate(params: dict, weights: dict, val_tokens: np.ndarray, cfg) -> float:
@@ -207,7 +128,7 @@ def run_stage(st: StageState, cfg, *, train_tokens, val_tokens, teacher: dict | 
     """Run ``st`` to ``steps`` optimizer steps. ``log(record)`` receives metric records; ``flush()``
     on it is called before every checkpoint. ``on_step(total_steps_done)`` is a test hook."""
     peak = cfg.lr if st.recipe == "dense" else cfg.retrain_lr
-    kd = st.recipe in USES_KD
+    kd = get_recipe(st.recipe).distils
     bar = None
     if progress and steps > st.step:
         from tqdm import tqdm
@@ -223,7 +144,7 @@ def run_stage(st: StageState, cfg, *, train_tokens, val_tokens, teacher: dict | 
                 log({"recipe": st.recipe, "step": t, **flip})
             lr = lr_at(t, steps, peak, cfg.warmup_steps)
             x, y = train_batch(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, stage_id, t)
-            logits, cache = M.forward(st.params, x, cfg, _forward_weights(st, cfg))
+            logits, cache = M.forward(st.params, x, cfg, get_recipe(st.recipe).forward_weights(st, cfg))
             if not np.isfinite(logits).all():
                 raise TrainingDivergedError(_diverged(st.recipe, t + 1, "logits contain NaN/Inf", ckpt_path, last_ckpt))
             if kd:
