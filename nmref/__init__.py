@@ -25,6 +25,7 @@ from .distill import DISTILL_KINDS, cross_entropy, distill_loss, kl_forward, kl_
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _optim_all
 from .sparsegpt import hessian_from_inputs, sparsegpt_prune
+from .quant import dequantize_groups, quantize_groups
 from .slorb import (slorb_backward, slorb_effective_weight, slorb_forward, slorb_init, slorb_parameter_overhead,
                     slorb_projection)
 from .ste import annealing_lambda, mask_refresh_due, masked_weight, refresh_mask, sr_ste_grad
@@ -42,6 +43,7 @@ __all__ = [
     *_optim_all,
     "sparsegpt_prune", "hessian_from_inputs",
     "soft_threshold_nm", "weight_scale",
+    "quantize_groups", "dequantize_groups",
     "slorb_projection", "slorb_init", "slorb_effective_weight", "slorb_forward", "slorb_backward",
     "slorb_parameter_overhead",
     "TEAL_PROJECTION_INPUTS", "exact_threshold", "ThresholdHistogram", "sparsify", "sparsify_batched",

@@ -20,6 +20,7 @@ from .. import compress as C
 from .. import distill as D
 from .. import masks as M
 from .. import optim as O
+from .. import quant as Q
 from .. import ste as S
 from ..slorb import (slorb_backward, slorb_effective_weight, slorb_forward, slorb_init, slorb_parameter_overhead,
                      slorb_projection)
@@ -134,6 +135,21 @@ def _pad_in(draw):
     if draw(st.booleans()):
         inp["value"] = draw(hs.values(F64))
     return inp
+
+
+# ------------------------------------------------------------------ quantization
+@st.composite
+def _quant_in(draw, magnitude=None):
+    v = draw(hs.float_arrays(hs.shapes(min_dims=1), infinity=False, magnitude=magnitude))
+    return {"v": v, "bits": draw(st.integers(2, 8)), "group": draw(st.integers(1, 9) | st.just(128))}
+
+
+@st.composite
+def _dequant_in(draw):
+    inp = draw(_quant_in(magnitude=6e4))  # within every float dtype (float16 included)
+    v = np.where(np.isfinite(inp["v"]), inp["v"], 0)  # NaN: no scale to draw codes from
+    q, scales = Q.quantize_groups(v, inp["bits"], inp["group"])
+    return {"q": q, "scales": scales, "group": inp["group"]}
 
 
 # ------------------------------------------------------------------ formats
@@ -954,6 +970,13 @@ def _specs():
         _spec("gemv_input_sparse_24_packed_t", A.gemv_input_sparse_24_packed_t, ("x", "values_t", "meta_t", "t"), ("y",),
               lambda: _gemv_in("packed_t"), _teal_golden("packed_t"), "docs/activation.md",
               tol=_promoted("x", "values_t"), scale=_gemv_scale),
+        # quantization of kept values
+        _spec("quantize_groups", Q.quantize_groups, ("v",), ("q", "scales"), _quant_in,
+              (("int4_g128", lambda r: {"v": _normal(r, (4, 300)), "bits": 4, "group": 128}),), "docs/compression.md",
+              since=3),
+        _spec("dequantize_groups", Q.dequantize_groups, ("q", "scales"), ("v",), _dequant_in,
+              (("int4_g128", lambda r: dict(zip(("q", "scales"), Q.quantize_groups(_normal(r, (4, 300)), 4, 128)),
+                                            group=128)),), "docs/compression.md", since=3),
         # distillation
         _spec("log_softmax", D.log_softmax, ("z",), ("log_p",), _log_softmax_in,
               _distill_golden(("z",), temps=(1.0, 2.0)), "docs/optimizers.md", tol=_dt("z"), scale=_logit_scale),
