@@ -311,3 +311,31 @@ def test_recipe_objects_and_the_distilled_baselines(reference_run):
               if imp_fraction(t, cfg.retrain_steps, cfg.gmp_end_fraction, cfg.imp_rounds, cfg.n, cfg.m)
               != imp_fraction(t - 1, cfg.retrain_steps, cfg.gmp_end_fraction, cfg.imp_rounds, cfg.n, cfg.m)]
     assert imp_refresh == starts and len(starts) == cfg.imp_rounds - 1  # masks change at round starts only
+
+
+def test_int4_report(reference_run):
+    """2:4 + int4: bytes counted independently from the shapes, the quantized model still 2:4, and the
+    report present for magnitude pruning and the best trained recipe."""
+    import math
+    import nmref
+    from nmref.tiny.int4 import int4_model
+    _, res = reference_run
+    rows = {r["recipe"]: r for r in res["int4"]}
+    assert "magnitude" in rows and len(rows) == 2
+    cfg = _cfg()
+    rng = np.random.default_rng(0)
+    weights = {}
+    expect = 0
+    for nm in M.linear_names(cfg):
+        out_f, in_f = M.param_shapes(cfg, 160)[nm]
+        w = rng.standard_normal((out_f, in_f)).astype(np.float32)
+        weights[nm] = np.where(nmref.nm_mask(w, 2, 4), w, 0).astype(np.float32)
+        expect += out_f * in_f // 4 + out_f * in_f // 8 + out_f * math.ceil(in_f / 2 / 128) * 4  # codes, nibbles, scales
+    wq, measured = int4_model(weights, cfg)
+    assert measured == expect
+    for nm, w in weights.items():
+        assert nmref.is_nm_sparse(wq[nm], 2, 4) and np.all((wq[nm] != 0) <= (w != 0))
+        assert np.abs(wq[nm] - w).max() <= np.abs(w).max() / 7 / 2 * (1 + 1e-6)
+    for r in rows.values():
+        assert r["measured_ratio"] > r["predicted_ratio_index"] > r["predicted_ratio_enumerative"]
+        assert r["predicted_ratio_index"] == 12 / 128 and r["predicted_ratio_enumerative"] == 11 / 128

@@ -23,6 +23,7 @@ from ..masks import is_nm_sparse
 from . import model as M
 from .config import ExperimentConfig
 from .data import generate_text, load_text, markov_source, split_text, tokenize, train_batch
+from .int4 import int4_report, int4_table
 from .recipes import ONE_SHOT, get_recipe, one_shot_prune
 from .train import (StageState, check_checkpoint_meta, evaluate, export_weights, load_checkpoint,
                     run_stage, start_stage)
@@ -192,6 +193,7 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
     # 2. one-shot and retraining recipes, all from the dense model
     calib = [train_batch(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, _STAGE_CALIB, i)[0]
              for i in range(cfg.calib_batches)]
+    exported = {}  # recipe -> (params, exported block linears), for the int4 report
     for recipe in cfg.recipes:
         if recipe == "dense":
             continue
@@ -208,7 +210,11 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
                                log=log, progress=progress, on_step=on_step)
             res = _summary(st, cfg, dense, val_tokens, info, n_lin, time.perf_counter() - t0, log)
         results["recipes"][recipe] = res
+        exported[recipe] = (st.params, {nm: st.params[nm] for nm in M.linear_names(cfg)} if recipe in ONE_SHOT
+                            else export_weights(st, cfg, dense))
     log.flush()
+    results["int4"] = [int4_report(r, exported[r][1], exported[r][0], val_tokens, cfg, evaluate)
+                       for r in _int4_recipes(results)]
     table = results_table(results)
     atomic_write_text(run / "results.md", table + "\n")
     atomic_write_json(run / "results.json", results)
@@ -216,6 +222,15 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
     say(table)
     say(f"\nrun directory: {run}" + ("" if plotted else "  (plots skipped: install matplotlib, pip install 'nmref[plot]')"))
     return results
+
+
+def _int4_recipes(results: dict) -> list:
+    """Magnitude pruning and the best trained recipe whose export is exactly n:m with no extra
+    parameters (lowest validation loss), if they ran."""
+    rs = results["recipes"]
+    trained = [n for n, r in rs.items() if n != "dense" and n not in ONE_SHOT and r["nm_sparse"] and not r["extra_params"]]
+    best = min(trained, key=lambda n: rs[n]["val_loss"], default=None)
+    return [n for n in ("magnitude", best) if n is not None and n in rs]
 
 
 def _read_metrics(path: Path) -> list:
@@ -275,7 +290,8 @@ def results_table(results: dict) -> str:
             f"{f(r['tokens_per_s'], ',.0f')} | {r['seconds']:.1f} |")
     head = f"Validation perplexity per token ({info['val_tokens']:,} tokens"
     head += f"; entropy floor {floor:.3f}, i.e. {info['entropy_bits_per_char']:.4f} bits/char)." if floor else ")."
-    return head + "\n\n" + "\n".join(lines)
+    tail = "\n\n" + int4_table(results["int4"]) if results.get("int4") else ""
+    return head + "\n\n" + "\n".join(lines) + tail
 
 
 def write_plots(run: Path, metrics: list, results: dict) -> bool:
