@@ -60,6 +60,21 @@ def _cmd_experiment(args) -> int:
     return 0
 
 
+def _cmd_teal_study(args) -> int:
+    import time
+
+    from .tiny import load_config, run_experiment
+    from .tiny.teal_study import run_teal_study
+
+    run = args.run
+    if run is None:  # train the dense model (and a 2:4 one) first
+        run = f"runs/teal-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cfg = load_config(args.preset, None, {"recipes": ["dense", "magnitude", "fixed_mask"]})
+        run_experiment(cfg, run, progress=not args.no_progress)
+    run_teal_study(run, step=args.step)
+    return 0
+
+
 def _impl_line(target: str, op: str) -> str:
     return f'from nmref.testing import load_impl, resolve_impl\nimpl = resolve_impl(load_impl("{target}"), "{op}")'
 
@@ -234,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "and report mean ± 95%% interval per recipe and paired tests of adjacent recipes (DIR/seeds.md)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_experiment)
+    ts = sub.add_parser("teal-study", help="TEAL on the trained tiny model: perplexity against activation sparsity, "
+                        "uniform thresholds vs greedy block-wise allocation, dense and 2:4 (docs/experiments.md)")
+    ts.add_argument("run", nargs="?", default=None, help="a finished nmref experiment run directory (default: train "
+                    "one first with --preset, recipes dense, magnitude, fixed_mask)")
+    ts.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset of the run trained when no "
+                    "RUN is given (default: tiny)")
+    ts.add_argument("--step", type=float, default=0.05, help="greedy allocation step of the mean sparsity (default 0.05)")
+    ts.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ts.set_defaults(func=_cmd_teal_study)
     g = sub.add_parser("golden", help="verify nmref or another implementation against a frozen golden set, or write one")
     g.add_argument("action", choices=["verify", "write"], help="verify: recompute every case and compare; "
                    "write: make a new set in DIR (which must not exist)")

@@ -339,3 +339,23 @@ def test_int4_report(reference_run):
     for r in rows.values():
         assert r["measured_ratio"] > r["predicted_ratio_index"] > r["predicted_ratio_enumerative"]
         assert r["predicted_ratio_index"] == 12 / 128 and r["predicted_ratio_enumerative"] == 11 / 128
+
+
+def test_teal_study(reference_run):
+    """At sparsity 0 the study reproduces the run's own validation losses; thresholds rise with p (so
+    does the achieved sparsity); the 2:4 model is the best trained exactly-2:4 recipe."""
+    from nmref.tiny.teal_study import LEVELS, run_teal_study
+    run, res = reference_run
+    out = run_teal_study(run, say=_quiet)
+    rows = out["rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    assert len(rows) == len(models) * len(LEVELS) * 2 and models[0] == "dense"
+    sparse = models[1][len("2:4 ("):-1]
+    assert res["recipes"][sparse]["extra_params"] == 0 and sparse not in ("magnitude", "wanda", "sparsegpt")
+    for m, ref in (("dense", res["recipes"]["dense"]["val_loss"]), (models[1], res["recipes"][sparse]["val_loss"])):
+        for method in ("uniform", "greedy"):
+            r0 = next(r for r in rows if r["model"] == m and r["method"] == method and r["target"] == 0)
+            assert r0["val_loss"] == pytest.approx(ref, rel=1e-12) and r0["achieved"] == 0
+        uni = [r["achieved"] for r in rows if r["model"] == m and r["method"] == "uniform"]
+        assert all(b >= a for a, b in zip(uni, uni[1:])) and uni[-1] > 0.5
+    assert (run / "teal" / "teal.md").is_file() and (run / "teal" / "teal.json").is_file()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..activation import sparsify
 from ..distill import cross_entropy
 from . import layers as L
 from typing import TYPE_CHECKING
@@ -101,8 +102,19 @@ def _norm_bwd(cfg, name, cache, gy, grads):
     return gx
 
 
-def forward(params: dict, tokens: np.ndarray, cfg: ExperimentConfig, weights: dict | None = None):
-    """``logits[B, T, V]`` for ``tokens[B, T]``, and the cache :func:`backward` needs."""
+def _act(x: np.ndarray, thresholds: dict | None, name: str) -> np.ndarray:
+    """TEAL: the input of linear ``name`` sparsified at its threshold (``nmref.sparsify``), if it has one."""
+    t = None if thresholds is None else thresholds.get(name)
+    return x if t is None else sparsify(x, t)
+
+
+def forward(params: dict, tokens: np.ndarray, cfg: ExperimentConfig, weights: dict | None = None,
+            thresholds: dict | None = None, hidden_after: int | None = None):
+    """``logits[B, T, V]`` for ``tokens[B, T]``, and the cache :func:`backward` needs.
+
+    Evaluation options (the cache then does not describe a differentiable forward): ``thresholds``
+    maps block-linear names (``blocks.l.q`` …) to TEAL thresholds, each linear's input sparsified
+    at its own; ``hidden_after = l`` returns the residual stream after block ``l`` instead."""
     w = dict(params)
     if weights:
         w.update(weights)
@@ -120,30 +132,37 @@ def forward(params: dict, tokens: np.ndarray, cfg: ExperimentConfig, weights: di
         # q, k, v in one matmul: y = a [W_q; W_k; W_v]ᵀ, then [B, T, 3, H, dh] → [3, B, H, T, dh]
         wqkv = np.concatenate([w[p + "q"], w[p + "k"], w[p + "v"]])
         c["wqkv"] = wqkv
-        qkv = (a @ wqkv.T).reshape(b_, t, 3, h_, dh).transpose(2, 0, 3, 1, 4)
+        if thresholds:  # each projection its own sparsified input
+            y = np.concatenate([_act(a, thresholds, p + n) @ w[p + n].T for n in ("q", "k", "v")], axis=-1)
+        else:
+            y = a @ wqkv.T
+        qkv = y.reshape(b_, t, 3, h_, dh).transpose(2, 0, 3, 1, 4)
         q = L.rope_forward(qkv[0], cos, sin)
         k = L.rope_forward(qkv[1], cos, sin)
         v = qkv[2]
         o, c["attn"] = L.attention_forward(q, k, v)
         o = o.transpose(0, 2, 1, 3).reshape(b_, t, h_ * dh)
         c["o_in"] = o
-        x = x + o @ w[p + "o"].T
+        x = x + _act(o, thresholds, p + "o") @ w[p + "o"].T
         bn, c["norm2"] = _norm_fwd(cfg, w, p + "norm2", x)
         c["b"] = bn
         if cfg.mlp == "swiglu":
             wgu = np.concatenate([w[p + "gate"], w[p + "up"]])     # gate and up in one matmul
             c["wgu"] = wgu
-            gu = bn @ wgu.T
+            gu = (np.concatenate([_act(bn, thresholds, p + n) @ w[p + n].T for n in ("gate", "up")], axis=-1)
+                  if thresholds else bn @ wgu.T)
             g, u = gu[..., :cfg.d_ff], gu[..., cfg.d_ff:]
             s, c["act"] = L.silu_forward(g)
             c["u"], c["s"] = u, s
             z = s * u
         else:
-            u = bn @ w[p + "up"].T
+            u = _act(bn, thresholds, p + "up") @ w[p + "up"].T
             z, c["act"] = L.gelu_forward(u)
         c["z"] = z
-        x = x + z @ w[p + "down"].T
+        x = x + _act(z, thresholds, p + "down") @ w[p + "down"].T
         caches.append(c)
+        if hidden_after == l:
+            return x, None
     xf, cf = _norm_fwd(cfg, w, "final_norm", x)
     head = w["embed"] if cfg.tie_embeddings else w["head"]
     logits = xf @ head.T
