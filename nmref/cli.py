@@ -75,6 +75,33 @@ def _cmd_teal_study(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    run_sweep(args.grid, args.out, scheduler=args.scheduler, workers=args.workers)
+    return 0
+
+
+def _cmd_scaling(args) -> int:
+    import numpy as np
+
+    from .io import atomic_write_json
+    from .scaling import fit_report, plot_report, read_points, report_markdown
+
+    pts = read_points(args.results)
+    rep = fit_report(pts, form=args.form, holdout=args.holdout, n_boot=args.boot,
+                     rng=np.random.default_rng(args.seed))
+    text = report_markdown(rep)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "fit.json", {k: v for k, v in rep.items() if k != "_fit"})
+        atomic_write_text(out / "fit.md", text + "\n")
+        plot_report(out / "scaling.png", pts, rep)
+    return 0
+
+
 def _impl_line(target: str, op: str) -> str:
     return f'from nmref.testing import load_impl, resolve_impl\nimpl = resolve_impl(load_impl("{target}"), "{op}")'
 
@@ -258,6 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--step", type=float, default=0.05, help="greedy allocation step of the mean sparsity (default 0.05)")
     ts.add_argument("--no-progress", action="store_true", help="no progress bars")
     ts.set_defaults(func=_cmd_teal_study)
+    sw = sub.add_parser("sweep", help="run a grid of small experiments (model size x tokens x sparsity pattern x "
+                        "recipe x seed) on Dask; results.csv for nmref scaling fit (docs/scaling.md)")
+    sw.add_argument("grid", help="the grid file (TOML: [base] and [grid] tables)")
+    sw.add_argument("--out", default="runs/sweep", help="output folder (default runs/sweep); re-running completes it")
+    sw.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
+    sw.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: one per core)")
+    sw.set_defaults(func=_cmd_sweep)
+    sc = sub.add_parser("scaling", help="fit a scaling law to a sweep's results (docs/scaling.md)")
+    sc_sub = sc.add_subparsers(dest="action", required=True)
+    sf = sc_sub.add_parser("fit", help="fit, with bootstrap intervals; predict held-out points")
+    sf.add_argument("results", help="a sweep's results.csv (columns N, D, sparsity, loss)")
+    sf.add_argument("--form", default="sparse", choices=["chinchilla", "sparse"], help="functional form (default sparse)")
+    sf.add_argument("--holdout", default=None, help="'largest' (the largest N), 'N>=X' or 'D>=X': left out of the fit "
+                    "and predicted")
+    sf.add_argument("--boot", type=int, default=200, help="bootstrap refits (default 200)")
+    sf.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's random generator")
+    sf.add_argument("--out", default=None, help="write fit.json, fit.md and scaling.png here")
+    sf.set_defaults(func=_cmd_scaling)
     g = sub.add_parser("golden", help="verify nmref or another implementation against a frozen golden set, or write one")
     g.add_argument("action", choices=["verify", "write"], help="verify: recompute every case and compare; "
                    "write: make a new set in DIR (which must not exist)")
