@@ -176,6 +176,7 @@ def run_sweep(grid_file, out_dir, *, scheduler: str | None = None, workers: int 
     todo = [p for p in points if not (out / "points" / p["name"] / "results.json").is_file()]
     say(f"sweep: {len(points)} points, {len(points) - len(todo)} already finished")
     cluster = None
+    environ = dict(os.environ)  # Dask's LocalCluster sets OMP/OPENBLAS/MKL_NUM_THREADS=1 etc. in this process
     if scheduler:
         client = Client(scheduler)
     else:
@@ -190,6 +191,8 @@ def run_sweep(grid_file, out_dir, *, scheduler: str | None = None, workers: int 
         client.close()
         if cluster is not None:
             cluster.close()
+        os.environ.clear()  # a later subprocess of the caller must not inherit the workers' settings
+        os.environ.update(environ)
     _write_tables(out, rows)
     say(f"sweep: results in {out / 'results.csv'}")
     return rows

@@ -105,6 +105,7 @@ def test_sweep_survives_a_killed_worker(tmp_path):
 
     out = tmp_path / "sweep"
     killed = {}
+    env_before = os.environ.get("OPENBLAS_NUM_THREADS")
 
     def killer():  # kill the first worker process seen running a point (a checkpoint written, no result yet)
         deadline = time.time() + 120
@@ -132,3 +133,4 @@ def test_sweep_survives_a_killed_worker(tmp_path):
         assert len(keys) == len(set(keys))
     with (out / "results.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 4
+    assert "OPENBLAS_NUM_THREADS" not in os.environ or os.environ.get("OPENBLAS_NUM_THREADS") == env_before  # restored
