@@ -70,3 +70,12 @@ def safetensors_bytes(arrays: dict, metadata: dict | None = None) -> bytes:
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text + blob[8 + n:]
 
+
+def atomic_write_figure(fig, path, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically (rendered in memory, then temp file + rename)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())

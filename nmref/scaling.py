@@ -265,8 +265,7 @@ def plot_report(path, points: dict, rep: dict) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    import io
-    from .io import atomic_write
+    from .io import atomic_write_figure
 
     fit = rep["_fit"]
     held = {(h["N"], h["D"], h["sparsity"]) for h in rep["held_out"]}
@@ -292,9 +291,6 @@ def plot_report(path, points: dict, rep: dict) -> bool:
     ax.set_title("fit: filled points; held out: open squares, prediction ×, 95% interval")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    atomic_write_figure(fig, path, dpi=120)
     plt.close(fig)
-    with atomic_write(path) as f:
-        f.write(buf.getvalue())
     return True

@@ -14,7 +14,7 @@ this way keep one protocol (``pdl_wait`` / ``pdl_launch_dependents`` in ``common
 What it hides is the gap between dependent kernels (and the zero fill before a fresh TEAL result): on
 an H100, per call in a CUDA graph of back-to-back calls, the GEMVs were 1.00–1.09× faster than with a
 plain launch on 28 of 30 shape×batch rows (0.95× and 0.995× on the other two), TEAL 0.99–1.11×
-(docs/benchmarks.md, session 9). Results are the same either way (the atomic TEAL path adds its partial
+(docs/dev/gpu-notebook.md). Results are the same either way (the atomic TEAL path adds its partial
 sums in an order that varies from run to run in both). On devices below compute capability 9.0, or inside
 ``programmatic_launch(False)``, or with the environment variable ``NMREF_GPU_PDL=0``, every launch is
 a plain CuPy launch.

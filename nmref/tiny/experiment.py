@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import NMRefValueError
-from ..io import atomic_write, atomic_write_json, atomic_write_text, safetensors_bytes
+from ..io import atomic_write, atomic_write_figure, atomic_write_json, atomic_write_text, safetensors_bytes
 from ..masks import is_nm_sparse
 from . import model as M
 from .config import ExperimentConfig
@@ -324,7 +324,7 @@ def write_plots(run: Path, metrics: list, results: dict) -> bool:
     ax[0].legend(fontsize=7)
     ax[1].legend(fontsize=7)
     fig.tight_layout()
-    _save_fig(fig, run / "loss.png")
+    atomic_write_figure(fig, run / "loss.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in recipes:
         fl = [(m["step"], m["flip_rate"]) for m in metrics if m.get("recipe") == r and "flip_rate" in m]
@@ -335,7 +335,7 @@ def write_plots(run: Path, metrics: list, results: dict) -> bool:
     if ax.get_lines():
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save_fig(fig, run / "flip_rate.png")
+    atomic_write_figure(fig, run / "flip_rate.png")
     fig, ax = plt.subplots(figsize=(7, 4))
     ppl = [results["recipes"][r]["val_ppl"] for r in recipes]
     ax.bar(recipes, ppl, color=["#555"] + ["#4a7"] * (len(recipes) - 1))
@@ -345,15 +345,7 @@ def write_plots(run: Path, metrics: list, results: dict) -> bool:
     ax.set(title="validation perplexity by recipe", ylabel="perplexity per token")
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    _save_fig(fig, run / "perplexity.png")
+    atomic_write_figure(fig, run / "perplexity.png")
     plt.close("all")
     return True
 
-
-def _save_fig(fig, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    with atomic_write(path) as f:
-        f.write(buf.getvalue())

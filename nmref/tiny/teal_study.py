@@ -181,8 +181,7 @@ def _plot(path: Path, result: dict) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    from ..io import atomic_write
-    import io
+    from ..io import atomic_write_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in dict.fromkeys(r["model"] for r in result["rows"]):
@@ -193,9 +192,6 @@ def _plot(path: Path, result: dict) -> bool:
     ax.set_ylabel("validation perplexity")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    atomic_write_figure(fig, path, dpi=120)
     plt.close(fig)
-    with atomic_write(path) as f:
-        f.write(buf.getvalue())
     return True
