@@ -86,11 +86,45 @@ __device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const fl
   teal_combine<RED, B>(s, y, out, batch, ws, tick, accum);
 }
 
+// The kept rows of this block's chunk of CH input rows (blockIdx.y): input k is kept iff
+// mean_b |x[b, k]| > t, computed as nmref.sparsify_batched does (float64: |x_0| + |x_1| + ... added in
+// batch order, divided by the batch; for batch 1 that is |x| > t exactly). Compacted by CH/256 rounds
+// of a block-wide ballot scan: store(pos, k, xh) is called for the pos-th kept row (its B activations,
+// zeros for rows >= batch). Returns the number kept (the same in every thread).
+template <typename T, int CH, int B, typename Store>
+__device__ __forceinline__ int teal_compact(const T *__restrict__ x, double t, int in, int batch, int (&warp_count)[8],
+                                            Store store) {
+  int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int nk = 0;
+#pragma unroll
+  for (int c = 0; c < CH / 256; ++c) {
+    int k = blockIdx.y * CH + c * 256 + tid;
+    T xh[B];
+    double s = 0.0;
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      xh[b] = (k < in && b < batch) ? x[(size_t)b * in + k] : T(0.f);
+      s += fabs((double)Elem<T>::to_f(xh[b]));  // rows >= batch add +0.0: the same sum
+    }
+    bool keep = k < in && s / batch > t;
+    unsigned ball = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0) warp_count[warp] = __popc(ball);
+    __syncthreads();
+    int base = nk;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) {
+      base += w < warp ? warp_count[w] : 0;
+      nk += warp_count[w];
+    }
+    if (keep) store(base + __popc(ball & ((1u << lane) - 1u)), k, xh);
+    __syncthreads();  // warp_count is rewritten by the next round
+  }
+  return nk;
+}
+
 // TEAL, block-reduced, batch 1..B with one shared mask: a block of 8 warps owns 256 outputs and a chunk
-// of CH input rows. Input k is kept iff mean_b |x[b, k]| > t, computed as nmref.sparsify_batched does
-// (float64: |x_0| + |x_1| + ... added in batch order, divided by the batch; for batch 1 that is
-// |x| > t exactly). The kept rows of the chunk are compacted in shared memory (CH/256 rounds of a
-// block-wide ballot scan) with their B activations, the 8 warps split them (each lane: 8 outputs x B
+// of CH input rows. The kept rows of the chunk are compacted in shared memory with their B
+// activations (teal_compact), the 8 warps split them (each lane: 8 outputs x B
 // batch rows, U rows' loads in flight), and teal_block_reduce<RED> sums the block and combines the
 // chunks (TEAL_ATOMIC: one float32 atomicAdd per output and batch row per block).
 template <typename T, int CH, int B, int U, int RED>
@@ -105,35 +139,11 @@ __global__ void __launch_bounds__(256) gemv_teal_blk(const T *__restrict__ Wt, c
   __shared__ float red[8][256];
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
-  int nk = 0;
+  int nk = teal_compact<T, CH, B>(x, t, in, batch, warp_count, [&](int pos, int k, const T (&xh)[B]) {
+    kept_idx[pos] = k;
 #pragma unroll
-  for (int c = 0; c < CH / 256; ++c) {
-    int k = blockIdx.y * CH + c * 256 + tid;
-    float xv[B];
-    double s = 0.0;
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      xv[b] = (k < in && b < batch) ? Elem<T>::to_f(x[(size_t)b * in + k]) : 0.f;
-      s += fabs((double)xv[b]);  // rows >= batch add +0.0: the same sum
-    }
-    bool keep = k < in && s / batch > t;
-    unsigned ball = __ballot_sync(0xffffffffu, keep);
-    if (lane == 0) warp_count[warp] = __popc(ball);
-    __syncthreads();
-    int base = nk;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) {
-      base += w < warp ? warp_count[w] : 0;
-      nk += warp_count[w];
-    }
-    if (keep) {
-      int pos = base + __popc(ball & ((1u << lane) - 1u));
-      kept_idx[pos] = k;
-#pragma unroll
-      for (int b = 0; b < B; ++b) kept_x[pos][b] = xv[b];
-    }
-    __syncthreads();  // warp_count is rewritten by the next round
-  }
+    for (int b = 0; b < B; ++b) kept_x[pos][b] = Elem<T>::to_f(xh[b]);
+  });
   if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
   int o = blockIdx.x * 256 + lane * 8;
   bool live = o < out;
@@ -601,35 +611,11 @@ __global__ void __launch_bounds__(256) gemv_teal_mma(const T *__restrict__ Wt, c
   T *kxh = reinterpret_cast<T *>(kx);
   int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   pdl_wait();  // programmatic dependent launch (common.cuh): before any global access
-  int nk = 0;
+  int nk = teal_compact<T, CH, BB>(x, t, in, batch, warp_count, [&](int pos, int k, const T (&xh)[BB]) {
+    kept_idx[pos] = k;
 #pragma unroll
-  for (int c = 0; c < CH / 256; ++c) {
-    int k = blockIdx.y * CH + c * 256 + tid;
-    T xh[BB];
-    double s = 0.0;
-#pragma unroll
-    for (int b = 0; b < BB; ++b) {
-      xh[b] = (k < in && b < batch) ? x[(size_t)b * in + k] : T(0.f);
-      s += fabs((double)Elem<T>::to_f(xh[b]));  // rows >= batch add +0.0: the same sum
-    }
-    bool keep = k < in && s / batch > t;
-    unsigned ball = __ballot_sync(0xffffffffu, keep);
-    if (lane == 0) warp_count[warp] = __popc(ball);
-    __syncthreads();
-    int base = nk;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) {
-      base += w < warp ? warp_count[w] : 0;
-      nk += warp_count[w];
-    }
-    if (keep) {
-      int pos = base + __popc(ball & ((1u << lane) - 1u));
-      kept_idx[pos] = k;
-#pragma unroll
-      for (int b = 0; b < BB; ++b) kxh[b * 2 * KW + pos] = xh[b];
-    }
-    __syncthreads();  // warp_count is rewritten by the next round
-  }
+    for (int b = 0; b < BB; ++b) kxh[b * 2 * KW + pos] = xh[b];
+  });
   if (RED == TEAL_ATOMIC && nk == 0) return;  // uniform across the block (else: still takes its ticket)
   int nk16 = (nk + 15) & ~15;
   for (int i = tid; i < (nk16 - nk) * BB; i += 256) {  // padding rows: no weights, zero activations
