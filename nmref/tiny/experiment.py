@@ -224,13 +224,18 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
     return results
 
 
+def best_exact_nm_recipe(recipes: dict) -> str | None:
+    """The trained recipe (of a results dict's ``recipes``) with the lowest validation loss among those
+    whose export is exactly n:m with no extra parameters; None if none ran."""
+    trained = [n for n, r in recipes.items() if n != "dense" and n not in ONE_SHOT and r["nm_sparse"]
+               and not r["extra_params"]]
+    return min(trained, key=lambda n: recipes[n]["val_loss"], default=None)
+
+
 def _int4_recipes(results: dict) -> list:
-    """Magnitude pruning and the best trained recipe whose export is exactly n:m with no extra
-    parameters (lowest validation loss), if they ran."""
+    """Magnitude pruning and :func:`best_exact_nm_recipe`, if they ran."""
     rs = results["recipes"]
-    trained = [n for n, r in rs.items() if n != "dense" and n not in ONE_SHOT and r["nm_sparse"] and not r["extra_params"]]
-    best = min(trained, key=lambda n: rs[n]["val_loss"], default=None)
-    return [n for n in ("magnitude", best) if n is not None and n in rs]
+    return [n for n in ("magnitude", best_exact_nm_recipe(rs)) if n is not None and n in rs]
 
 
 def _read_metrics(path: Path) -> list:

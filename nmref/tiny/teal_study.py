@@ -43,8 +43,8 @@ _STAGE_TEAL_CALIB = 3
 
 def _load_run(run: Path):
     from .config import ExperimentConfig
-    from .experiment import _load_data
-    from .recipes import ONE_SHOT, one_shot_prune
+    from .experiment import _load_data, best_exact_nm_recipe
+    from .recipes import one_shot_prune
     from .train import export_weights, load_checkpoint, start_stage
 
     cp = run / "config.json"
@@ -61,11 +61,9 @@ def _load_run(run: Path):
     sparse_name, sparse_w = "magnitude", None
     res_path = run / "results.json"
     if res_path.is_file():
-        rs = json.loads(res_path.read_text())["recipes"]
-        trained = [n for n, r in rs.items() if n != "dense" and n not in ONE_SHOT and r["nm_sparse"]
-                   and not r["extra_params"] and (run / "checkpoints" / f"{n}.safetensors").is_file()]
-        if trained:
-            sparse_name = min(trained, key=lambda n: rs[n]["val_loss"])
+        best = best_exact_nm_recipe(json.loads(res_path.read_text())["recipes"])
+        if best is not None and (run / "checkpoints" / f"{best}.safetensors").is_file():
+            sparse_name = best
             st, _ = load_checkpoint(run / "checkpoints" / f"{sparse_name}.safetensors", cfg, sparse_name,
                                     start_stage(sparse_name, dense, cfg))
             sparse_w = (st.params, export_weights(st, cfg, dense))
