@@ -576,6 +576,28 @@ def _gemv_scale(inp, want=None):
     return float(np.max(tokens_2d(x) @ np.abs(w.astype(np.float64)).T, initial=0.0))
 
 
+def _gemm_scale(inp, want=None):
+    """Σ_k |x_k||W_nk| bound of :func:`nmref.gemm_24` (W decompressed from the GEMM layout)."""
+    w = C.decompress_24_gemm(inp["values"], inp["meta"]).astype(np.float64)
+    return float(np.max(np.abs(inp["x"].astype(np.float64)).reshape(-1, w.shape[1]) @ np.abs(w).T, initial=0.0))
+
+
+@st.composite
+def _gemm_in(draw):
+    n, k = draw(st.integers(1, 70)), 4 * draw(st.integers(1, 40))
+    dt = draw(hs.float_dtypes())
+    values, meta = C.compress_24_gemm(draw(hs.float_arrays((n, k), dt, infinity=False, sparse=True)))
+    x = draw(hs.float_arrays((draw(st.integers(0, 5)), k), dt, infinity=False, sparse=True))
+    return {"x": x, "values": values, "meta": meta}
+
+
+def _gemm_golden():
+    def make(r, dt):
+        values, meta = C.compress_24_gemm(_ties(r, (70, 136), dt))
+        return {"x": _normal(r, (5, 136), dt), "values": values, "meta": meta}
+    return tuple((dt, lambda r, dt=dt: make(r, dt)) for dt in ("float16", "bfloat16", "float32"))
+
+
 def _teal_golden(kind):
     def make(r, dt, batch):
         x = _normal(r, (batch, 64) if batch else (64,), dt)
@@ -792,6 +814,13 @@ def _specs():
         _spec("decompress_24_mma", C.decompress_24_mma, ("values", "meta_mma"), ("w",),
               _decompress_in(C.compress_24_mma, ("values", "meta_mma"), 1, 64),
               _decompress_golden(C.compress_24_mma, ("values", "meta_mma"), (24, 128)), "docs/formats.md"),
+        _spec("compress_24_gemm", C.compress_24_gemm, W, ("values", "meta"), _compress24_in(1, 4, max_rows=70, max_cols=40),
+              _format_golden((70, 136)), "docs/formats.md", since=3),
+        _spec("decompress_24_gemm", C.decompress_24_gemm, ("values", "meta"), ("w",),
+              _decompress_in(C.compress_24_gemm, ("values", "meta"), 1, 4),
+              _decompress_golden(C.compress_24_gemm, ("values", "meta"), (70, 136)), "docs/formats.md", since=3),
+        _spec("gemm_24", C.gemm_24, ("x", "values", "meta"), ("y",), _gemm_in, _gemm_golden(), "docs/formats.md",
+              tol=_promoted("x", "values"), scale=_gemm_scale, since=3),
         _spec("meta_mma_from_nibbles", C.meta_mma_from_nibbles, ("nib",), ("meta_mma",), _nibbles_in,
               (("24x32", lambda r: {"nib": np.array([4, 8, 12, 9, 13, 14], np.uint32)[r.integers(0, 6, (24, 32))]}),),
               "docs/formats.md"),
