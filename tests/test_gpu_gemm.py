@@ -26,8 +26,9 @@ def weight(rng, n, k, dtype, kind="normal"):
     if kind == "ties":  # small integers with repeats, zeros of both signs, all-zero and 1-nonzero groups
         w = rng.integers(-2, 3, size=(n, k)).astype(np.float32)
         w[rng.random((n, k)) < 0.1] = -0.0
-        w[:, :8] = 0.0
-        w[::3, 8:12] = [0, 0, 5, 0]
+        w[:, :min(k, 8)] = 0.0
+        if k >= 12:
+            w[::3, 8:12] = [0, 0, 5, 0]
     else:
         w = rng.standard_normal((n, k)).astype(np.float32)
     return w.astype(np_dtype(dtype))
