@@ -64,7 +64,7 @@ def main():
              "TFLOP/s dense-equivalent (2·M·N·K/t); ratios are speedups over dense cuBLAS on the same W⊙M.", "",
              "| dtype | N×K | M | cuBLAS µs | cuSPARSELt µs | gemm_24 µs (config) | gemm_24 TFLOP/s | cuSPARSELt × | gemm_24 × | gemm_24 / cuSPARSELt | GEMV × |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    sweep_lines = ["| dtype | N×K | M | " + " | ".join(f"{c.bn}x{c.wg}x{c.stages} s{s}" for c in G.CONFIGS for s in (1, 2, 4)) + " |",
+    sweep_lines = ["| dtype | N×K | M | " + " | ".join(f"{c.bm}x{c.bn} s{s}" for c in G.CONFIGS for s in (1, 2, 4)) + " |",
                    "|---|---|---|" + "---|" * (3 * len(G.CONFIGS))]
     rng = np.random.default_rng(0)
     for dtype in args.dtypes.split(","):
@@ -125,7 +125,7 @@ def main():
                     t_gemv = graph_bench(g, k=10, reps=args.reps)
                 tf = 2 * m * n * k / t_ours / 1e12
                 lines.append(f"| {dtype} | {n}×{k} | {m} | {t_cublas * 1e6:.1f} | {t_lt * 1e6:.1f} | {t_ours * 1e6:.1f} "
-                             f"({cfg.bn}x{cfg.wg}x{cfg.stages} s{cfg.splits}) | {tf:.0f} | {t_cublas / t_lt:.2f} | "
+                             f"({cfg.short()}) | {tf:.0f} | {t_cublas / t_lt:.2f} | "
                              f"{t_cublas / t_ours:.2f} | {t_lt / t_ours:.2f} | "
                              + (f"{t_cublas / t_gemv:.2f}" if m <= 16 else "—") + " |")
                 print(lines[-1], flush=True)
@@ -133,7 +133,9 @@ def main():
                     row = []
                     for c in G.CONFIGS:
                         for s in (1, 2, 4):
-                            row.append(run_ours(G.GemmConfig(c.bn, c.wg, c.stages, s)) * 1e6)
+                            big = c.bm * c.bn >= 128 * 128
+                            row.append(float("nan") if (big and m <= 64) or (not big and m >= 4096)
+                                       else run_ours(G.GemmConfig(c.bn, c.wg, c.msub, c.stages, s)) * 1e6)
                     sweep_lines.append(f"| {dtype} | {n}×{k} | {m} | " + " | ".join(f"{t:.1f}" for t in row) + " |")
                     print(sweep_lines[-1], flush=True)
             del wts, dense_t, sparse_t

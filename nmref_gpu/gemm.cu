@@ -93,13 +93,19 @@ template <typename T, int BN> struct WgmmaSp;
                   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
                   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
+#define NMREF_R128 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}"
+
 #define NMREF_WGMMA_ALL(T, TNAME)                                                                          \
   NMREF_WGMMA_SP(T, TNAME, 16, NMREF_R8, "%11, 0", "%8, %9, %10", NMREF_ACC8(0))                         \
   NMREF_WGMMA_SP(T, TNAME, 32, NMREF_R16, "%19, 0", "%16, %17, %18", NMREF_ACC8(0), NMREF_ACC8(8))       \
   NMREF_WGMMA_SP(T, TNAME, 64, NMREF_R32, "%35, 0", "%32, %33, %34", NMREF_ACC8(0), NMREF_ACC8(8),       \
                  NMREF_ACC8(16), NMREF_ACC8(24))                                                          \
   NMREF_WGMMA_SP(T, TNAME, 128, NMREF_R64, "%67, 0", "%64, %65, %66", NMREF_ACC8(0), NMREF_ACC8(8),      \
-                 NMREF_ACC8(16), NMREF_ACC8(24), NMREF_ACC8(32), NMREF_ACC8(40), NMREF_ACC8(48), NMREF_ACC8(56))
+                 NMREF_ACC8(16), NMREF_ACC8(24), NMREF_ACC8(32), NMREF_ACC8(40), NMREF_ACC8(48), NMREF_ACC8(56)) \
+  NMREF_WGMMA_SP(T, TNAME, 256, NMREF_R128, "%131, 0", "%128, %129, %130", NMREF_ACC8(0), NMREF_ACC8(8),  \
+                 NMREF_ACC8(16), NMREF_ACC8(24), NMREF_ACC8(32), NMREF_ACC8(40), NMREF_ACC8(48), NMREF_ACC8(56), \
+                 NMREF_ACC8(64), NMREF_ACC8(72), NMREF_ACC8(80), NMREF_ACC8(88), NMREF_ACC8(96), NMREF_ACC8(104), \
+                 NMREF_ACC8(112), NMREF_ACC8(120))
 
 NMREF_WGMMA_ALL(__half, "f16")
 NMREF_WGMMA_ALL(__nv_bfloat16, "bf16")
@@ -115,20 +121,26 @@ __device__ __forceinline__ void keep4(const uint4 &e) {
 }
 #endif  // NMREF_SM90A
 
-// Shared-memory bytes of one pipeline stage of gemm24_wgmma (values tile, X tile, metadata slab).
-template <int BN, int WG> struct WgmmaStage {
-  static constexpr int A = 64 * WG * 128;  // 64·WG rows × 64 compressed values (128 logical columns)
+// Shared-memory bytes of one pipeline stage of gemm24_wgmma: BM = 64·MSUB·WG weight rows.
+template <int BN, int WG, int MSUB> struct WgmmaStage {
+  static constexpr int BM = 64 * MSUB * WG;
+  static constexpr int A = BM * 128;       // BM rows × 64 compressed values (128 logical columns)
   static constexpr int B = BN * 256;       // BN batch rows × 128 columns, as two 64-column boxes
-  static constexpr int E = WG * 1024;      // metadata: 1 KB per 64 rows
+  static constexpr int E = BM * 16;        // metadata: 1 KB per 64 rows
   static constexpr int BYTES = A + B + E;  // a multiple of 1024: every buffer stays 1024-byte aligned
 };
 
-template <typename T, typename OUT, int BN, int WG, int STAGES>
+// Block tile = BM weight rows × BN batch rows. Tiles are numbered along blockIdx.x in groups of
+// GROUP row tiles: consecutive blocks sweep a group's row tiles, then the next batch tile, so that the
+// blocks resident at one time share a few weight and X tiles in L2.
+#define RASTER_GROUP 8
+
+template <typename T, typename OUT, int BN, int WG, int MSUB, int STAGES>
 __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void *tmap_x, const uint32_t *meta,
                                                   OUT *y, float *ws, int *tickets, int M, int N, int Np,
                                                   int ktiles, int ktiles_per_split) {
 #ifdef NMREF_SM90A
-  typedef WgmmaStage<BN, WG> S;
+  typedef WgmmaStage<BN, WG, MSUB> S;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char *smem = reinterpret_cast<unsigned char *>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t *full = reinterpret_cast<uint64_t *>(smem + STAGES * S::BYTES);
@@ -137,12 +149,16 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
 
   // 0: producer; 1..WG: consumers (read through a shuffle so that the compiler knows it is warp-uniform)
   const int wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0);
-  const int n0 = blockIdx.x * 64 * WG, m0 = blockIdx.y * BN;
+  const int tiles_n = (N + S::BM - 1) / S::BM, tiles_m = (M + BN - 1) / BN;
+  const int per_group = RASTER_GROUP * tiles_m, group = blockIdx.x / per_group;
+  const int first = group * RASTER_GROUP, rows_in_group = min(RASTER_GROUP, tiles_n - first);
+  const int local = blockIdx.x % per_group;
+  const int n0 = (first + local % rows_in_group) * S::BM, m0 = (local / rows_in_group) * BN;
   const int kt0 = blockIdx.z * ktiles_per_split;
   const int kt1 = min(ktiles, kt0 + ktiles_per_split);
-  // The metadata of a 64-row atom past Np (the last tile when Np is not a multiple of 64·WG) does not
+  // The metadata of a 64-row atom past Np (the last tile when Np is not a multiple of BM) does not
   // exist: its consumer reads the tile's first atom instead (valid nibbles; those rows are not stored).
-  const int atoms_here = min(WG, (Np - n0) / 64);
+  const int atoms_here = min(S::BM / 64, (Np - n0) / 64);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -155,6 +171,7 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
 
   if (wg == 0) {
     // ------------------------------------------------------------------------------ producer warp
+    if (MSUB * BN >= 256) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");  // large accumulators
     if (threadIdx.x == 0) {
       asm volatile("prefetch.tensormap [%0];" ::"l"(tmap_w) : "memory");
       asm volatile("prefetch.tensormap [%0];" ::"l"(tmap_x) : "memory");
@@ -169,54 +186,69 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
         tma_load_2d(buf + S::A + BN * 128, tmap_x, kt * 128 + 64, m0, &full[s]);
         const uint32_t *slab = meta + size_t(kt) * 4 * Np + 4 * n0;
         bulk_load(buf + S::A + S::B, slab, atoms_here * 1024, &full[s]);
-        for (int a = atoms_here; a < WG; ++a) bulk_load(buf + S::A + S::B + a * 1024, slab, 1024, &full[s]);
+        for (int a = atoms_here; a < S::BM / 64; ++a) bulk_load(buf + S::A + S::B + a * 1024, slab, 1024, &full[s]);
       }
     }
   } else {
     // ------------------------------------------------------------------------------ consumers
+    if (MSUB * BN >= 256) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
     const int c = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
-    float d[BN / 2];
+    float d[MSUB][BN / 2];
 #pragma unroll
-    for (int i = 0; i < BN / 2; ++i) d[i] = 0.f;
-    // this lane's 4 metadata words (steps s = 0..3) inside the stage's slab
-    const int e_off = c * 1024 + warp * 256 + (lane >> 2) * 32 + (lane & 1) * 16;
-    uint4 e_prev = make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < MSUB; ++u)
+#pragma unroll
+      for (int i = 0; i < BN / 2; ++i) d[u][i] = 0.f;
+    // this lane's 4 metadata words (steps s = 0..3) of 64-row subtile u inside the stage's slab
+    const int e_off = c * MSUB * 1024 + warp * 256 + (lane >> 2) * 32 + (lane & 1) * 16;
+    uint4 e_prev[MSUB];
+#pragma unroll
+    for (int u = 0; u < MSUB; ++u) e_prev[u] = make_uint4(0, 0, 0, 0);
     int it = 0;
     for (int kt = kt0; kt < kt1; ++kt, ++it) {
       const int s = it % STAGES;
       mbar_wait(&full[s], (it / STAGES) & 1);
       unsigned char *buf = smem + s * S::BYTES;
-      {
-        const uint4 e = *reinterpret_cast<const uint4 *>(buf + S::A + S::B + e_off);
-        const unsigned char *a = buf + c * 64 * 128;
-        const unsigned char *b = buf + S::A;
-        wgmma_fence();
-        WgmmaSp<T, BN>::run(d, sw128_desc(a + 0), sw128_desc(b + 0), e.x);
-        WgmmaSp<T, BN>::run(d, sw128_desc(a + 32), sw128_desc(b + 64), e.y);
-        WgmmaSp<T, BN>::run(d, sw128_desc(a + 64), sw128_desc(b + BN * 128), e.z);
-        WgmmaSp<T, BN>::run(d, sw128_desc(a + 96), sw128_desc(b + BN * 128 + 64), e.w);
-        wgmma_commit();
-        wgmma_wait<1>();  // the previous block's four are done: its buffer and metadata are free
-        keep4(e_prev);
-        e_prev = e;
+      uint4 e[MSUB];
+#pragma unroll
+      for (int u = 0; u < MSUB; ++u) e[u] = *reinterpret_cast<const uint4 *>(buf + S::A + S::B + e_off + u * 1024);
+      const unsigned char *b = buf + S::A;
+      wgmma_fence();
+#pragma unroll
+      for (int u = 0; u < MSUB; ++u) {
+        const unsigned char *a = buf + (c * MSUB + u) * 64 * 128;
+        WgmmaSp<T, BN>::run(d[u], sw128_desc(a + 0), sw128_desc(b + 0), e[u].x);
+        WgmmaSp<T, BN>::run(d[u], sw128_desc(a + 32), sw128_desc(b + 64), e[u].y);
+        WgmmaSp<T, BN>::run(d[u], sw128_desc(a + 64), sw128_desc(b + BN * 128), e[u].z);
+        WgmmaSp<T, BN>::run(d[u], sw128_desc(a + 96), sw128_desc(b + BN * 128 + 64), e[u].w);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous block's wgmma are done: its buffer and metadata are free
+#pragma unroll
+      for (int u = 0; u < MSUB; ++u) {
+        keep4(e_prev[u]);
+        e_prev[u] = e[u];
       }
       if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
     }
     wgmma_wait<0>();
-    keep4(e_prev);
+#pragma unroll
+    for (int u = 0; u < MSUB; ++u) keep4(e_prev[u]);
     if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
 
     // ------------------------------------------------------------------------------ epilogue
-    // accumulator i = 4j + 2hi + b: row (16·warp + g + 8·hi), batch column (8j + 2t + b)
+    // accumulator d[u][4j + 2hi + b]: row (64u + 16·warp + g + 8·hi) of this warpgroup's rows,
+    // batch column (8j + 2t + b)
     const int g = lane >> 2, t = lane & 3;
-    const int row0 = n0 + 64 * c + 16 * warp + g;
+    const int row0 = n0 + 64 * MSUB * c + 16 * warp + g;
     const int splits = gridDim.z;
     if (splits > 1) {
       const int ctid = threadIdx.x - 128;  // 0 .. 128·WG - 1
-      const size_t tile = size_t(blockIdx.y) * gridDim.x + blockIdx.x;
-      float *mine = ws + ((tile * splits + blockIdx.z) * (BN / 2)) * (128 * WG);
+      const size_t tile = blockIdx.x;
+      float *mine = ws + ((tile * splits + blockIdx.z) * (MSUB * BN / 2)) * (128 * WG);
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) mine[i * 128 * WG + ctid] = d[i];
+      for (int u = 0; u < MSUB; ++u)
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) mine[(u * BN / 2 + i) * 128 * WG + ctid] = d[u][i];
       __threadfence();
       asm volatile("bar.sync 1, %0;" ::"n"(128 * WG));
       if (ctid == 0) {
@@ -228,22 +260,28 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       if (!last_split) return;
       __threadfence();
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) d[i] = 0.f;
-      for (int z = 0; z < splits; ++z) {
-        const volatile float *part = ws + ((tile * splits + z) * (BN / 2)) * (128 * WG);
+      for (int u = 0; u < MSUB; ++u)
 #pragma unroll
-        for (int i = 0; i < BN / 2; ++i) d[i] += part[i * 128 * WG + ctid];
+        for (int i = 0; i < BN / 2; ++i) d[u][i] = 0.f;
+      for (int z = 0; z < splits; ++z) {
+        const volatile float *part = ws + ((tile * splits + z) * (MSUB * BN / 2)) * (128 * WG);
+#pragma unroll
+        for (int u = 0; u < MSUB; ++u)
+#pragma unroll
+          for (int i = 0; i < BN / 2; ++i) d[u][i] += part[(u * BN / 2 + i) * 128 * WG + ctid];
       }
     }
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j)
+    for (int u = 0; u < MSUB; ++u)
 #pragma unroll
-      for (int hi = 0; hi < 2; ++hi)
+      for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-        for (int b = 0; b < 2; ++b) {
-          const int n = row0 + 8 * hi, m = m0 + 8 * j + 2 * t + b;
-          if (n < N && m < M) y[size_t(m) * N + n] = from_f32<OUT>(d[4 * j + 2 * hi + b]);
-        }
+        for (int hi = 0; hi < 2; ++hi)
+#pragma unroll
+          for (int b = 0; b < 2; ++b) {
+            const int n = row0 + 64 * u + 8 * hi, m = m0 + 8 * j + 2 * t + b;
+            if (n < N && m < M) y[size_t(m) * N + n] = from_f32<OUT>(d[u][4 * j + 2 * hi + b]);
+          }
   }
 #endif  // NMREF_SM90A
 }
@@ -370,12 +408,14 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
 
 // =========================================================================== instances
 // extern "C" names: gemm24_wgmma_<in>_<out>_<BN>x<WG>x<STAGES> and gemm24_mma_<in>_<out>.
-#define NMREF_WGMMA_KERNEL(TN, T, ON, OUT, BN, WG, ST)                                                        \
+#define NMREF_WGMMA_KERNEL(TN, T, ON, OUT, BN, WG, MSUB, ST)                                                  \
   extern "C" __global__ void __launch_bounds__(128 * (WG + 1), 1)                                            \
-      gemm24_wgmma_##TN##_##ON##_##BN##x##WG##x##ST(const void *tmap_w, const void *tmap_x, const uint32_t *meta, \
-                                                    OUT *y, float *ws, int *tickets, int M, int N, int Np,    \
-                                                    int ktiles, int ktiles_per_split) {                      \
-    gemm24_wgmma_body<T, OUT, BN, WG, ST>(tmap_w, tmap_x, meta, y, ws, tickets, M, N, Np, ktiles, ktiles_per_split); \
+      gemm24_wgmma_##TN##_##ON##_##BN##x##WG##x##MSUB##x##ST(const void *tmap_w, const void *tmap_x,            \
+                                                              const uint32_t *meta, OUT *y, float *ws,        \
+                                                              int *tickets, int M, int N, int Np, int ktiles, \
+                                                              int ktiles_per_split) {                         \
+    gemm24_wgmma_body<T, OUT, BN, WG, MSUB, ST>(tmap_w, tmap_x, meta, y, ws, tickets, M, N, Np, ktiles,        \
+                                                ktiles_per_split);                                            \
   }
 #define NMREF_MMA_KERNEL(TN, T, ON, OUT)                                                                      \
   extern "C" __global__ void __launch_bounds__(128)                                                           \
@@ -386,16 +426,18 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
 #define NMREF_GEMM_INSTANCES(TN, T)                            \
   NMREF_MMA_KERNEL(TN, T, f32, float)                          \
   NMREF_MMA_KERNEL(TN, T, TN, T)                               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 16, 1, 8)              \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 16, 1, 8)                   \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 32, 1, 8)              \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 32, 1, 8)                   \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 1, 6)              \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 1, 6)                   \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 2, 6)              \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 2, 6)                   \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 4)             \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 4)
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 16, 1, 1, 8)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 16, 1, 1, 8)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 1, 1, 6)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 1, 1, 6)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 2, 1, 6)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 2, 1, 6)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 1, 4)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 1, 4)               \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 2, 3)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 2, 3)               \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 256, 2, 1, 2)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 256, 2, 1, 2)
 
 NMREF_GEMM_INSTANCES(f16, __half)
 NMREF_GEMM_INSTANCES(bf16, __nv_bfloat16)

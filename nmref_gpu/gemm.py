@@ -38,45 +38,53 @@ _SMS_H100 = 132
 @dataclass(frozen=True)
 class GemmConfig:
     """A ``gemm24_wgmma`` instance: ``bn`` batch rows per block (the wgmma N), ``wg`` consumer
-    warpgroups (64 weight rows each), ``stages`` pipeline buffers; ``splits``: split-K factor
-    (0: chosen by :func:`split_rule`)."""
+    warpgroups of ``64·msub`` weight rows each (a block covers ``64·msub·wg`` rows), ``stages`` pipeline
+    buffers; ``splits``: split-K factor (0: chosen by :func:`split_rule`)."""
 
     bn: int
     wg: int
+    msub: int
     stages: int
     splits: int = 0
 
+    @property
+    def bm(self) -> int:
+        return 64 * self.msub * self.wg
+
     def kernel(self, tn: str, on: str) -> str:
-        return f"gemm24_wgmma_{tn}_{on}_{self.bn}x{self.wg}x{self.stages}"
+        return f"gemm24_wgmma_{tn}_{on}_{self.bn}x{self.wg}x{self.msub}x{self.stages}"
 
     def smem_bytes(self) -> int:
-        stage = 64 * self.wg * 128 + self.bn * 256 + self.wg * 1024
+        stage = self.bm * 128 + self.bn * 256 + self.bm * 16
         return self.stages * stage + 16 * self.stages + 1024  # + mbarriers + alignment slack
+
+    def short(self) -> str:
+        return f"{self.bm}x{self.bn} s{self.splits}"
 
 
 #: The compiled instances (gemm.cu's NMREF_GEMM_INSTANCES), smallest batch tile first.
-CONFIGS = (GemmConfig(16, 1, 8), GemmConfig(32, 1, 8), GemmConfig(64, 1, 6), GemmConfig(64, 2, 6),
-           GemmConfig(128, 2, 4))
+CONFIGS = (GemmConfig(16, 1, 1, 8), GemmConfig(64, 1, 1, 6), GemmConfig(64, 2, 1, 6), GemmConfig(128, 2, 1, 4),
+           GemmConfig(128, 2, 2, 3), GemmConfig(256, 2, 1, 2))
 
 
 def gemm_config(m: int, n: int, k: int, sms: int = _SMS_H100) -> GemmConfig:
-    """The rule: the batch tile is the smallest of 16, 32, 64 covering ``m``, with 64-row blocks; from
-    ``m > 64`` on, 128 × 128 tiles (two consumer warpgroups). Split-K as :func:`split_rule`."""
+    """The rule: 64 × 16 blocks up to ``m = 16``, 64 × 64 up to 64, 128 × 128 up to 256 and 256 × 128
+    (weight rows × batch rows) above. Split-K as :func:`split_rule`."""
     if m <= 16:
         cfg = CONFIGS[0]
-    elif m <= 32:
-        cfg = CONFIGS[1]
     elif m <= 64:
-        cfg = CONFIGS[2]
+        cfg = CONFIGS[1]
+    elif m <= 256:
+        cfg = CONFIGS[3]
     else:
         cfg = CONFIGS[4]
-    return GemmConfig(cfg.bn, cfg.wg, cfg.stages, split_rule(cfg, m, n, k, sms))
+    return GemmConfig(cfg.bn, cfg.wg, cfg.msub, cfg.stages, split_rule(cfg, m, n, k, sms))
 
 
 def split_rule(cfg: GemmConfig, m: int, n: int, k: int, sms: int = _SMS_H100) -> int:
     """Split-K factor: 1 when the output tiles fill the device; otherwise the smallest factor that gives
     at least ``sms`` blocks, keeping at least 8 blocks of 128 columns per split (at most 8 splits)."""
-    tiles = -(-n // (64 * cfg.wg)) * -(-m // cfg.bn)
+    tiles = -(-n // cfg.bm) * -(-m // cfg.bn)
     ktiles = -(-k // 128)
     s = 1
     while tiles * s < sms and s < 8 and ktiles // (s + 1) >= 8:
@@ -299,17 +307,17 @@ def gemm_24(x, values, meta, *, out=None, out_dtype="float32", variant=None):
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     cfg = gemm_config(m, n, k, sms) if variant is None else variant
     if cfg.splits == 0:
-        cfg = GemmConfig(cfg.bn, cfg.wg, cfg.stages, split_rule(cfg, m, n, k, sms))
+        cfg = GemmConfig(cfg.bn, cfg.wg, cfg.msub, cfg.stages, split_rule(cfg, m, n, k, sms))
     ktiles = -(-k // 128)
     splits = max(1, min(cfg.splits, ktiles))
     per = -(-ktiles // splits)
     splits = -(-ktiles // per)  # every split gets at least one block of columns
-    grid = (-(-n // (64 * cfg.wg)), -(-m // cfg.bn), splits)
-    tm_w = _tensor_map(values.data.ptr, values.dtype.name, n, k // 2, 64 * cfg.wg, dev)
+    tiles = -(-n // cfg.bm) * -(-m // cfg.bn)
+    grid = (tiles, 1, splits)
+    tm_w = _tensor_map(values.data.ptr, values.dtype.name, n, k // 2, cfg.bm, dev)
     tm_x = _tensor_map(x2.data.ptr, x2.dtype.name, m, k, cfg.bn, dev)
-    tiles = grid[0] * grid[1]
     if splits > 1:
-        ws = cp.empty(tiles * splits * 64 * cfg.wg * cfg.bn, dtype=cp.float32)
+        ws = cp.empty(tiles * splits * cfg.bm * cfg.bn, dtype=cp.float32)
         tickets = _tickets(dev, cp.cuda.get_current_stream().ptr, max(1024, 1 << (tiles - 1).bit_length()))
     else:
         ws = tickets = cp.empty(0, dtype=cp.int32)
@@ -359,7 +367,7 @@ class Sparse24Weight:
         if transposable:
             if n % 4:
                 raise NMRefValueError(f"w has {n} rows; a transposable 2:4 weight needs rows % 4 == 0")
-            values_t, meta_t = compress_24_gemm(cp.ascontiguousarray(cp.where(mask, w, 0).T),
+            values_t, meta_t = compress_24_gemm(cp.ascontiguousarray(cp.where(mask, w, cp.zeros((), w.dtype)).T),
                                                 mask=cp.ascontiguousarray(mask.T))
         return cls(values, meta, (n, k), meta_packed, values_t, meta_t)
 

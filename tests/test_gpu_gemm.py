@@ -77,7 +77,7 @@ SHAPES = [  # (N, K, M): tile-exact, ragged N, ragged K (K % 128, K % 16), ragge
 def configs():
     out = ["rule", "mma"]
     if G.has_wgmma():
-        out += [G.GemmConfig(c.bn, c.wg, c.stages, s) for c in G.CONFIGS for s in (1, 3)]
+        out += [G.GemmConfig(c.bn, c.wg, c.msub, c.stages, s) for c in G.CONFIGS for s in (1, 3)]
     return out
 
 
@@ -137,9 +137,9 @@ def test_gemm_24_errors():
     with pytest.raises(nmref.NMRefValueError, match="x must be"):
         nmref_gpu.gemm_24(cp.ones((2, 64), cp.float16), values, meta)
     with pytest.raises(nmref.NMRefValueError, match="meta has shape"):
-        nmref_gpu.gemm_24(cp.ones((2, 128), cp.float16), values, meta[:, :-4])
+        nmref_gpu.gemm_24(cp.ones((2, 128), cp.float16), values, cp.ascontiguousarray(meta[:, :-4]))
     with pytest.raises(nmref.NMRefValueError, match="out must be"):
-        nmref_gpu.gemm_24(cp.ones((2, 128), cp.float16), values, meta, out=cp.empty((2, 64), cp.float32))
+        nmref_gpu.gemm_24(cp.ones((2, 128), cp.float16), values, meta, out=cp.empty((2, 32), cp.float32))
 
 
 @pytest.mark.parametrize("dtype", HALF)
