@@ -200,15 +200,17 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       for (int i = 0; i < BN / 2; ++i) d[u][i] = 0.f;
     // this lane's 4 metadata words (steps s = 0..3) of 64-row subtile u inside the stage's slab
     const int e_off = c * MSUB * 1024 + warp * 256 + (lane >> 2) * 32 + (lane & 1) * 16;
-    uint4 e_prev[MSUB];
+    // wgmma reads its metadata register while in flight: two register sets alternate between
+    // consecutive blocks, and a set is kept alive (keep4) until the wait that retires its wgmma.
+    uint4 ebuf[2][MSUB];
 #pragma unroll
-    for (int u = 0; u < MSUB; ++u) e_prev[u] = make_uint4(0, 0, 0, 0);
-    int it = 0;
-    for (int kt = kt0; kt < kt1; ++kt, ++it) {
+    for (int p = 0; p < 2; ++p)
+#pragma unroll
+      for (int u = 0; u < MSUB; ++u) ebuf[p][u] = make_uint4(0, 0, 0, 0);
+    auto step = [&](int it, uint4 (&e)[MSUB], uint4 (&e_old)[MSUB]) {
       const int s = it % STAGES;
       mbar_wait(&full[s], (it / STAGES) & 1);
       unsigned char *buf = smem + s * S::BYTES;
-      uint4 e[MSUB];
 #pragma unroll
       for (int u = 0; u < MSUB; ++u) e[u] = *reinterpret_cast<const uint4 *>(buf + S::A + S::B + e_off + u * 1024);
       const unsigned char *b = buf + S::A;
@@ -224,15 +226,25 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       wgmma_commit();
       wgmma_wait<1>();  // the previous block's wgmma are done: its buffer and metadata are free
 #pragma unroll
-      for (int u = 0; u < MSUB; ++u) {
-        keep4(e_prev[u]);
-        e_prev[u] = e[u];
-      }
+      for (int u = 0; u < MSUB; ++u) keep4(e_old[u]);
       if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
+    };
+    const int blocks = kt1 - kt0;
+    int it = 0;
+    for (; it + 1 < blocks; it += 2) {
+      step(it, ebuf[0], ebuf[1]);
+      step(it + 1, ebuf[1], ebuf[0]);
+    }
+    if (it < blocks) {
+      step(it, ebuf[0], ebuf[1]);
+      ++it;
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int u = 0; u < MSUB; ++u) keep4(e_prev[u]);
+    for (int u = 0; u < MSUB; ++u) {
+      keep4(ebuf[0][u]);
+      keep4(ebuf[1][u]);
+    }
     if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
 
     // ------------------------------------------------------------------------------ epilogue

@@ -367,8 +367,10 @@ class Sparse24Weight:
         if transposable:
             if n % 4:
                 raise NMRefValueError(f"w has {n} rows; a transposable 2:4 weight needs rows % 4 == 0")
-            values_t, meta_t = compress_24_gemm(cp.ascontiguousarray(cp.where(mask, w, cp.zeros((), w.dtype)).T),
-                                                mask=cp.ascontiguousarray(mask.T))
+            # pruned entries are never read, so W itself (not W⊙M) is compressed under Mᵀ; the transpose is a
+            # copy of 16-bit patterns (CuPy has no bfloat16 arithmetic kernels)
+            w_t = w.view(cp.uint16).T.copy().view(w.dtype)
+            values_t, meta_t = compress_24_gemm(w_t, mask=cp.ascontiguousarray(mask.T))
         return cls(values, meta, (n, k), meta_packed, values_t, meta_t)
 
 
