@@ -134,8 +134,8 @@ def main():
                     for c in G.CONFIGS:
                         for s in (1, 2, 4):
                             big = c.bm * c.bn >= 128 * 128
-                            row.append(float("nan") if (big and m <= 64) or (not big and m >= 4096)
-                                       else run_ours(G.GemmConfig(c.bn, c.wg, c.msub, c.stages, s)) * 1e6)
+                            row.append(float("nan") if (big and m <= 64) or (not big and m >= 4096) or (c.cluster > 1 and s > 1)
+                                       else run_ours(c.with_splits(s)) * 1e6)
                     sweep_lines.append(f"| {dtype} | {n}×{k} | {m} | " + " | ".join(f"{t:.1f}" for t in row) + " |")
                     print(sweep_lines[-1], flush=True)
             del wts, dense_t, sparse_t

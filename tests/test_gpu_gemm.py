@@ -77,7 +77,7 @@ SHAPES = [  # (N, K, M): tile-exact, ragged N, ragged K (K % 128, K % 16), ragge
 def configs():
     out = ["rule", "mma"]
     if G.has_wgmma():
-        out += [G.GemmConfig(c.bn, c.wg, c.msub, c.stages, s) for c in G.CONFIGS for s in (1, 3)]
+        out += [c.with_splits(s) for c in G.CONFIGS for s in (1, 3)]
     return out
 
 
