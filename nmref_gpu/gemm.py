@@ -99,14 +99,14 @@ def gemm_config(m: int, n: int, k: int, sms: int = _SMS_H100) -> GemmConfig:
 
 def split_rule(cfg: GemmConfig, m: int, n: int, k: int, sms: int = _SMS_H100) -> int:
     """Split-K factor: 1 unless the output tiles would leave more than half of the ``sms`` multiprocessors
-    idle (and never for clusters); then the smallest factor giving at least ``sms`` blocks, keeping at
+    idle (and never for clusters); then the smallest factor giving at least ``0.9·sms`` blocks, keeping at
     least 8 blocks of 128 columns per split (at most 8 splits)."""
     tiles = _tiles(cfg, m, n)
     ktiles = -(-k // 128)
     if cfg.cluster > 1 or 2 * tiles >= sms:
         return 1
     s = 1
-    while tiles * s < sms and s < 8 and ktiles // (s + 1) >= 8:
+    while tiles * s < 0.9 * sms and s < 8 and ktiles // (s + 1) >= 8:
         s += 1
     return s
 
