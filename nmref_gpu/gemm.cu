@@ -56,29 +56,6 @@ __device__ __forceinline__ void tma_load_2d(void *dst, const void *tmap, int inn
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
       ::"r"(smem_u32(dst)), "l"(tmap), "r"(inner), "r"(outer), "r"(smem_u32(bar)) : "memory");
 }
-// The same box written to the same offset of every block of the cluster in `mask`, completing on the
-// mbarrier at the same offset in each.
-__device__ __forceinline__ void tma_load_2d_multicast(void *dst, const void *tmap, int inner, int outer, uint64_t *bar,
-                                                      uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3}], [%4], %5;"
-      ::"r"(smem_u32(dst)), "l"(tmap), "r"(inner), "r"(outer), "r"(smem_u32(bar)), "h"(mask) : "memory");
-}
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-// Arrive on the mbarrier at the address of `bar` in block `rank` of the cluster.
-__device__ __forceinline__ void mbar_arrive_cluster(uint64_t *bar, uint32_t rank) {
-  asm volatile(
-      "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %0, %1;\n"
-      " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}" ::"r"(smem_u32(bar)), "r"(rank) : "memory");
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
 // 1-D bulk copy of `bytes` (multiple of 16) contiguous bytes; completes on `bar`.
 __device__ __forceinline__ void bulk_load(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
@@ -158,10 +135,7 @@ template <int BN, int WG, int MSUB> struct WgmmaStage {
 // blocks resident at one time share a few weight and X tiles in L2.
 #define RASTER_GROUP 8
 
-// CLUSTER = 2: two blocks with the same batch tile and consecutive row tiles form a cluster; each loads
-// half of the X tile and multicasts it to both, which halves the X traffic from L2. A stage is refilled
-// only once the consumers of both blocks have released it (they arrive on both blocks' empty barriers).
-template <typename T, typename OUT, int BN, int WG, int MSUB, int STAGES, int CLUSTER>
+template <typename T, typename OUT, int BN, int WG, int MSUB, int STAGES>
 __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void *tmap_x, const uint32_t *meta,
                                                   OUT *y, float *ws, int *tickets, int M, int N, int Np,
                                                   int ktiles, int ktiles_per_split) {
@@ -175,32 +149,25 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
 
   // 0: producer; 1..WG: consumers (read through a shuffle so that the compiler knows it is warp-uniform)
   const int wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0);
-  const uint32_t rank = CLUSTER > 1 ? cluster_rank() : 0;
-  const int tiles_n = ((N + S::BM - 1) / S::BM + CLUSTER - 1) / CLUSTER, tiles_m = (M + BN - 1) / BN;  // in row groups of CLUSTER
-  const int group_rows = RASTER_GROUP / CLUSTER;
-  const int tile = blockIdx.x / CLUSTER;
-  const int per_group = group_rows * tiles_m, group = tile / per_group;
-  const int first = group * group_rows, rows_in_group = min(group_rows, tiles_n - first);
-  const int local = tile % per_group;
-  const int n0 = ((first + local % rows_in_group) * CLUSTER + rank) * S::BM, m0 = (local / rows_in_group) * BN;
+  const int tiles_n = (N + S::BM - 1) / S::BM, tiles_m = (M + BN - 1) / BN;
+  const int per_group = RASTER_GROUP * tiles_m, group = blockIdx.x / per_group;
+  const int first = group * RASTER_GROUP, rows_in_group = min(RASTER_GROUP, tiles_n - first);
+  const int local = blockIdx.x % per_group;
+  const int n0 = (first + local % rows_in_group) * S::BM, m0 = (local / rows_in_group) * BN;
   const int kt0 = blockIdx.z * ktiles_per_split;
   const int kt1 = min(ktiles, kt0 + ktiles_per_split);
-  // The metadata of a 64-row atom past Np (the last tile when Np is not a multiple of BM, or a block
-  // wholly past N that pairs a cluster) does not exist: its consumer reads atom 0 of the same column
-  // block instead (valid nibbles; those rows are not stored).
-  const int atoms_here = max(0, min(S::BM / 64, (Np - n0) / 64));
+  // The metadata of a 64-row atom past Np (the last tile when Np is not a multiple of BM) does not
+  // exist: its consumer reads the tile's first atom instead (valid nibbles; those rows are not stored).
+  const int atoms_here = min(S::BM / 64, (Np - n0) / 64);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 1);
-      mbar_init(&empty[s], 4 * WG * CLUSTER);  // one arrival per consumer warp of every block of the cluster
+      mbar_init(&empty[s], 4 * WG);  // one arrival per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  if (CLUSTER > 1)
-    cluster_sync();  // no block signals a peer's barriers before they are initialised
-  else
-    __syncthreads();
+  __syncthreads();
 
   if (wg == 0) {
     // ------------------------------------------------------------------------------ producer warp
@@ -215,19 +182,11 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
         unsigned char *buf = smem + s * S::BYTES;
         mbar_expect_tx(&full[s], tx);
         tma_load_2d(buf, tmap_w, kt * 64, n0, &full[s]);
-        if (CLUSTER == 1) {
-          tma_load_2d(buf + S::A, tmap_x, kt * 128, m0, &full[s]);
-          tma_load_2d(buf + S::A + BN * 128, tmap_x, kt * 128 + 64, m0, &full[s]);
-        } else {  // this block's share of the X rows, to every block of the cluster
-          const int part = BN / CLUSTER;
-          tma_load_2d_multicast(buf + S::A + rank * part * 128, tmap_x, kt * 128, m0 + rank * part, &full[s],
-                                (1 << CLUSTER) - 1);
-          tma_load_2d_multicast(buf + S::A + BN * 128 + rank * part * 128, tmap_x, kt * 128 + 64, m0 + rank * part,
-                                &full[s], (1 << CLUSTER) - 1);
-        }
-        const uint32_t *row_block = meta + size_t(kt) * 4 * Np;
-        if (atoms_here > 0) bulk_load(buf + S::A + S::B, row_block + 4 * n0, atoms_here * 1024, &full[s]);
-        for (int a = atoms_here; a < S::BM / 64; ++a) bulk_load(buf + S::A + S::B + a * 1024, row_block, 1024, &full[s]);
+        tma_load_2d(buf + S::A, tmap_x, kt * 128, m0, &full[s]);
+        tma_load_2d(buf + S::A + BN * 128, tmap_x, kt * 128 + 64, m0, &full[s]);
+        const uint32_t *slab = meta + size_t(kt) * 4 * Np + 4 * n0;
+        bulk_load(buf + S::A + S::B, slab, atoms_here * 1024, &full[s]);
+        for (int a = atoms_here; a < S::BM / 64; ++a) bulk_load(buf + S::A + S::B + a * 1024, slab, 1024, &full[s]);
       }
     }
   } else {
@@ -248,14 +207,6 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
     for (int p = 0; p < 2; ++p)
 #pragma unroll
       for (int u = 0; u < MSUB; ++u) ebuf[p][u] = make_uint4(0, 0, 0, 0);
-    auto release = [&](uint64_t *bar) {
-      if (CLUSTER == 1) {
-        mbar_arrive(bar);
-      } else {
-#pragma unroll
-        for (int r = 0; r < CLUSTER; ++r) mbar_arrive_cluster(bar, r);
-      }
-    };
     auto step = [&](int it, uint4 (&e)[MSUB], uint4 (&e_old)[MSUB]) {
       const int s = it % STAGES;
       mbar_wait(&full[s], (it / STAGES) & 1);
@@ -276,7 +227,7 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       wgmma_wait<1>();  // the previous block's wgmma are done: its buffer and metadata are free
 #pragma unroll
       for (int u = 0; u < MSUB; ++u) keep4(e_old[u]);
-      if (it > 0 && lane == 0) release(&empty[(it - 1) % STAGES]);
+      if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
     };
     const int blocks = kt1 - kt0;
     int it = 0;
@@ -294,7 +245,7 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       keep4(ebuf[0][u]);
       keep4(ebuf[1][u]);
     }
-    if (it > 0 && lane == 0) release(&empty[(it - 1) % STAGES]);
+    if (it > 0 && lane == 0) mbar_arrive(&empty[(it - 1) % STAGES]);
 
     // ------------------------------------------------------------------------------ epilogue
     // accumulator d[u][4j + 2hi + b]: row (64u + 16·warp + g + 8·hi) of this warpgroup's rows,
@@ -304,8 +255,8 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
     const int splits = gridDim.z;
     if (splits > 1) {
       const int ctid = threadIdx.x - 128;  // 0 .. 128·WG - 1
-      const size_t slot = blockIdx.x;  // split-K runs without clusters: one block per tile
-      float *mine = ws + ((slot * splits + blockIdx.z) * (MSUB * BN / 2)) * (128 * WG);
+      const size_t tile = blockIdx.x;
+      float *mine = ws + ((tile * splits + blockIdx.z) * (MSUB * BN / 2)) * (128 * WG);
 #pragma unroll
       for (int u = 0; u < MSUB; ++u)
 #pragma unroll
@@ -313,9 +264,9 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
       __threadfence();
       asm volatile("bar.sync 1, %0;" ::"n"(128 * WG));
       if (ctid == 0) {
-        const int ticket = atomicAdd(&tickets[slot], 1);
+        const int ticket = atomicAdd(&tickets[tile], 1);
         last_split = ticket == splits - 1;
-        if (last_split) tickets[slot] = 0;  // ready for the next launch
+        if (last_split) tickets[tile] = 0;  // ready for the next launch
       }
       asm volatile("bar.sync 1, %0;" ::"n"(128 * WG));
       if (!last_split) return;
@@ -325,7 +276,7 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) d[u][i] = 0.f;
       for (int z = 0; z < splits; ++z) {
-        const volatile float *part = ws + ((slot * splits + z) * (MSUB * BN / 2)) * (128 * WG);
+        const volatile float *part = ws + ((tile * splits + z) * (MSUB * BN / 2)) * (128 * WG);
 #pragma unroll
         for (int u = 0; u < MSUB; ++u)
 #pragma unroll
@@ -344,7 +295,6 @@ __device__ __forceinline__ void gemm24_wgmma_body(const void *tmap_w, const void
             if (n < N && m < M) y[size_t(m) * N + n] = from_f32<OUT>(d[u][4 * j + 2 * hi + b]);
           }
   }
-  if (CLUSTER > 1) cluster_sync();  // a peer may still arrive on this block's barriers until here
 #endif  // NMREF_SM90A
 }
 
@@ -470,14 +420,14 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
 
 // =========================================================================== instances
 // extern "C" names: gemm24_wgmma_<in>_<out>_<BN>x<WG>x<STAGES> and gemm24_mma_<in>_<out>.
-#define NMREF_WGMMA_KERNEL(TN, T, ON, OUT, BN, WG, MSUB, ST, CL)                                              \
+#define NMREF_WGMMA_KERNEL(TN, T, ON, OUT, BN, WG, MSUB, ST)                                                  \
   extern "C" __global__ void __launch_bounds__(128 * (WG + 1), 1)                                            \
-      gemm24_wgmma_##TN##_##ON##_##BN##x##WG##x##MSUB##x##ST##c##CL(const void *tmap_w, const void *tmap_x,     \
-                                                                     const uint32_t *meta, OUT *y, float *ws, \
-                                                                     int *tickets, int M, int N, int Np,      \
-                                                                     int ktiles, int ktiles_per_split) {      \
-    gemm24_wgmma_body<T, OUT, BN, WG, MSUB, ST, CL>(tmap_w, tmap_x, meta, y, ws, tickets, M, N, Np, ktiles,    \
-                                                    ktiles_per_split);                                        \
+      gemm24_wgmma_##TN##_##ON##_##BN##x##WG##x##MSUB##x##ST(const void *tmap_w, const void *tmap_x,            \
+                                                              const uint32_t *meta, OUT *y, float *ws,        \
+                                                              int *tickets, int M, int N, int Np, int ktiles, \
+                                                              int ktiles_per_split) {                         \
+    gemm24_wgmma_body<T, OUT, BN, WG, MSUB, ST>(tmap_w, tmap_x, meta, y, ws, tickets, M, N, Np, ktiles,        \
+                                                ktiles_per_split);                                            \
   }
 #define NMREF_MMA_KERNEL(TN, T, ON, OUT)                                                                      \
   extern "C" __global__ void __launch_bounds__(128)                                                           \
@@ -488,20 +438,18 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
 #define NMREF_GEMM_INSTANCES(TN, T)                            \
   NMREF_MMA_KERNEL(TN, T, f32, float)                          \
   NMREF_MMA_KERNEL(TN, T, TN, T)                               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 16, 1, 1, 8, 1)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 16, 1, 1, 8, 1)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 1, 1, 6, 1)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 1, 1, 6, 1)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 2, 1, 6, 1)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 2, 1, 6, 1)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 1, 4, 1)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 1, 4, 1)               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 2, 3, 1)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 2, 3, 1)               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 256, 2, 1, 2, 1)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 256, 2, 1, 2, 1)           \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 2, 3, 2)       \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 2, 3, 2)
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 16, 1, 1, 8)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 16, 1, 1, 8)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 1, 1, 6)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 1, 1, 6)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 2, 1, 6)           \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 2, 1, 6)                \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 1, 4)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 1, 4)               \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 2, 3)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 2, 3)               \
+  NMREF_WGMMA_KERNEL(TN, T, f32, float, 256, 2, 1, 2)          \
+  NMREF_WGMMA_KERNEL(TN, T, TN, T, 256, 2, 1, 2)
 
 NMREF_GEMM_INSTANCES(f16, __half)
 NMREF_GEMM_INSTANCES(bf16, __nv_bfloat16)

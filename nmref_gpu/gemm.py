@@ -39,14 +39,12 @@ _SMS_H100 = 132
 class GemmConfig:
     """A ``gemm24_wgmma`` instance: ``bn`` batch rows per block (the wgmma N), ``wg`` consumer
     warpgroups of ``64·msub`` weight rows each (a block covers ``64·msub·wg`` rows), ``stages`` pipeline
-    buffers, ``cluster`` blocks sharing (multicasting) one X tile; ``splits``: split-K factor (0: chosen
-    by :func:`split_rule`; clusters do not split)."""
+    buffers; ``splits``: split-K factor (0: chosen by :func:`split_rule`)."""
 
     bn: int
     wg: int
     msub: int
     stages: int
-    cluster: int = 1
     splits: int = 0
 
     @property
@@ -54,23 +52,23 @@ class GemmConfig:
         return 64 * self.msub * self.wg
 
     def kernel(self, tn: str, on: str) -> str:
-        return f"gemm24_wgmma_{tn}_{on}_{self.bn}x{self.wg}x{self.msub}x{self.stages}c{self.cluster}"
+        return f"gemm24_wgmma_{tn}_{on}_{self.bn}x{self.wg}x{self.msub}x{self.stages}"
 
     def smem_bytes(self) -> int:
         stage = self.bm * 128 + self.bn * 256 + self.bm * 16
         return self.stages * stage + 16 * self.stages + 1024  # + mbarriers + alignment slack
 
     def with_splits(self, splits: int) -> "GemmConfig":
-        return GemmConfig(self.bn, self.wg, self.msub, self.stages, self.cluster, splits)
+        return GemmConfig(self.bn, self.wg, self.msub, self.stages, splits)
 
     def short(self) -> str:
-        return f"{self.bm}x{self.bn}" + (f" c{self.cluster}" if self.cluster > 1 else "") + f" s{self.splits}"
+        return f"{self.bm}x{self.bn} s{self.splits}"
 
 
 #: The compiled instances (gemm.cu's NMREF_GEMM_INSTANCES), smallest block first.
 CONFIGS = (GemmConfig(16, 1, 1, 8), GemmConfig(64, 1, 1, 6), GemmConfig(64, 2, 1, 6), GemmConfig(128, 2, 1, 4),
-           GemmConfig(128, 2, 2, 3), GemmConfig(256, 2, 1, 2), GemmConfig(128, 2, 2, 3, cluster=2))
-C64x16, C64x64, C128x64, C128x128, C256x128, C128x256, C256x128_C2 = CONFIGS
+           GemmConfig(128, 2, 2, 3), GemmConfig(256, 2, 1, 2))
+C64x16, C64x64, C128x64, C128x128, C256x128, C128x256 = CONFIGS
 
 
 def _tiles(cfg: GemmConfig, m: int, n: int) -> int:
@@ -83,7 +81,7 @@ def gemm_config(m: int, n: int, k: int, sms: int = _SMS_H100) -> GemmConfig:
     * ``m <= 16``: 64 × 16;
     * ``m <= 64``: 64 × 64, or 128 × 64 when 64-row blocks would need more than one wave (``N/64 > sms``);
     * ``m <= 256``: 128 × 128, or 128 × 64 when that leaves fewer than ``sms/2`` blocks;
-    * above: 256 × 128 in clusters of two blocks that share the X tile.
+    * above: 256 × 128.
 
     Split-K as :func:`split_rule`."""
     if m <= 16:
@@ -93,17 +91,17 @@ def gemm_config(m: int, n: int, k: int, sms: int = _SMS_H100) -> GemmConfig:
     elif m <= 256:
         cfg = C128x128 if 2 * _tiles(C128x128, m, n) >= sms else C128x64
     else:
-        cfg = C256x128_C2
+        cfg = C256x128
     return cfg.with_splits(split_rule(cfg, m, n, k, sms))
 
 
 def split_rule(cfg: GemmConfig, m: int, n: int, k: int, sms: int = _SMS_H100) -> int:
     """Split-K factor: 1 unless the output tiles would leave more than half of the ``sms`` multiprocessors
-    idle (and never for clusters); then the smallest factor giving at least ``0.9·sms`` blocks, keeping at
+    idle; then the smallest factor giving at least ``0.9·sms`` blocks, keeping at
     least 8 blocks of 128 columns per split (at most 8 splits)."""
     tiles = _tiles(cfg, m, n)
     ktiles = -(-k // 128)
-    if cfg.cluster > 1 or 2 * tiles >= sms:
+    if 2 * tiles >= sms:
         return 1
     s = 1
     while tiles * s < 0.9 * sms and s < 8 and ktiles // (s + 1) >= 8:
@@ -328,13 +326,12 @@ def gemm_24(x, values, meta, *, out=None, out_dtype="float32", variant=None):
     if cfg.splits == 0:
         cfg = cfg.with_splits(split_rule(cfg, m, n, k, sms))
     ktiles = -(-k // 128)
-    splits = 1 if cfg.cluster > 1 else max(1, min(cfg.splits, ktiles))
+    splits = max(1, min(cfg.splits, ktiles))
     per = -(-ktiles // splits)
     splits = -(-ktiles // per)  # every split gets at least one block of columns
-    row_tiles = -(-(-(-n // cfg.bm)) // cfg.cluster) * cfg.cluster  # a cluster's blocks past N compute nothing stored
-    tiles = row_tiles * -(-m // cfg.bn)
+    tiles = -(-n // cfg.bm) * -(-m // cfg.bn)
     tm_w = _tensor_map(values.data.ptr, values.dtype.name, n, k // 2, cfg.bm, dev)
-    tm_x = _tensor_map(x2.data.ptr, x2.dtype.name, m, k, cfg.bn // cfg.cluster, dev)
+    tm_x = _tensor_map(x2.data.ptr, x2.dtype.name, m, k, cfg.bn, dev)
     if splits > 1:
         ws = cp.empty(tiles * splits * cfg.bm * cfg.bn, dtype=cp.float32)
         tickets = _tickets(dev, cp.cuda.get_current_stream().ptr, max(1024, 1 << (tiles - 1).bit_length()))
@@ -342,32 +339,9 @@ def gemm_24(x, values, meta, *, out=None, out_dtype="float32", variant=None):
         ws = tickets = cp.empty(0, dtype=cp.int32)
     smem = cfg.smem_bytes()
     f = _function(cfg.kernel(tn, on), smem)
-    args = (tm_w, tm_x, meta, out, ws, tickets, np.int32(m), np.int32(n), np.int32(np_), np.int32(ktiles), np.int32(per))
-    if cfg.cluster == 1:
-        f((tiles, 1, splits), (128 * (cfg.wg + 1),), args, shared_mem=smem)
-    else:
-        _launch_cluster(f, (tiles, 1, 1), (128 * (cfg.wg + 1), 1, 1), smem, cfg.cluster, args)
+    f((tiles, 1, splits), (128 * (cfg.wg + 1),), (tm_w, tm_x, meta, out, ws, tickets, np.int32(m), np.int32(n),
+                                                 np.int32(np_), np.int32(ktiles), np.int32(per)), shared_mem=smem)
     return out
-
-
-def _launch_cluster(f, grid, block, smem, cluster, args):
-    """cuLaunchKernelEx with a cluster of ``cluster`` blocks along x (CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION)."""
-    from ._launch import LaunchAttribute, LaunchConfig, _driver, kernel_params
-    cp = cupy()
-    drv = _driver()
-    if drv is None:  # pragma: no cover - a driver older than CUDA 12.0
-        raise RuntimeError("cuLaunchKernelEx is unavailable; cluster launches need CUDA >= 12.0")
-    fn, name = drv
-    vals = kernel_params(args)
-    params = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
-    attr = LaunchAttribute(id=4)  # CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
-    attr.value[0], attr.value[1], attr.value[2] = cluster, 1, 1
-    cfg = LaunchConfig(*grid, *block, smem, cp.cuda.get_current_stream().ptr, ctypes.pointer(attr), 1)
-    status = fn(ctypes.byref(cfg), f.ptr, params, None)
-    if status:
-        msg = ctypes.c_char_p()
-        name(status, ctypes.byref(msg))
-        raise RuntimeError(f"cuLaunchKernelEx (cluster {cluster}) failed: {(msg.value or b'?').decode()} ({status})")
 
 
 # ----------------------------------------------------------------------------------------- weights
