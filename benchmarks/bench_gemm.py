@@ -47,6 +47,15 @@ def check_close(y, x, wm, what):
         raise AssertionError(f"{what}: relative error {err.max():.3g}")
 
 
+def dev(t):
+    """A CuPy view of a CUDA torch tensor (bfloat16 through its 16-bit patterns: CuPy reads torch's
+    bfloat16 typestr as raw bytes)."""
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+        return cp.asarray(t.view(torch.int16)).view(np.dtype(ml_dtypes.bfloat16))
+    return cp.asarray(t)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dtypes", default="float16,bfloat16")
@@ -75,21 +84,21 @@ def main():
             wts = []
             for _ in range(ncopy):
                 w = torch.randn(n, k, device="cuda", dtype=tdt)
-                wc = cp.asarray(w)
+                wc = dev(w)
                 mask = nmref_gpu.nm_mask(wc, 2, 4)
-                wm = cp.where(mask, wc, 0).astype(wc.dtype)
+                wm = (wc.view(cp.uint16) * mask).view(wc.dtype)  # W⊙M on the bit patterns (no bfloat16 arithmetic in CuPy)
                 wts.append((wm, nmref_gpu.Sparse24Weight.from_dense(wc, mask=mask)))
-            dense_t = [torch.as_tensor(wm, device="cuda") for wm, _ in wts]
+            dense_t = [torch.as_tensor(wm.view(cp.int16), device="cuda").view(tdt) for wm, _ in wts]
             try:
                 sparse_t = [torch.sparse.to_sparse_semi_structured(d) for d in dense_t]
             except Exception as e:  # noqa: BLE001
                 print("cuSPARSELt unavailable:", repr(e)[:200])
                 sparse_t = None
             for m in ms:
-                x = cp.asarray(torch.randn(m, k, device="cuda", dtype=tdt))
-                xt = torch.as_tensor(x, device="cuda")
+                x = dev(torch.randn(m, k, device="cuda", dtype=tdt))
+                xt = torch.as_tensor(x.view(cp.int16), device="cuda").view(tdt)
                 y = cp.empty((m, n), dtype=x.dtype)
-                yt = torch.as_tensor(y, device="cuda")
+                yt = torch.as_tensor(y.view(cp.int16), device="cuda").view(tdt)
                 # correctness first, on the first copy
                 nmref_gpu.gemm_24(x, wts[0][1].values, wts[0][1].meta, out=y, out_dtype=dtype)
                 check_close(y, x, wts[0][0], f"gemm_24 {dtype} {n}x{k} M={m}")
@@ -114,7 +123,7 @@ def main():
                 if sparse_t is not None:
                     torch.nn.functional.linear(xt, sparse_t[0])
                     out_lt = torch.nn.functional.linear(xt, sparse_t[0])
-                    check_close(cp.asarray(out_lt.contiguous()), x, wts[0][0], "cuSPARSELt")
+                    check_close(dev(out_lt.contiguous()), x, wts[0][0], "cuSPARSELt")
                     t_lt = torch_graph_bench(lambda: torch.nn.functional.linear(xt, sparse_t[nxt()]), k=10, reps=args.reps)
                 t_gemv = float("nan")
                 if m <= 16:
@@ -130,6 +139,9 @@ def main():
                              f"{t_cublas / t_ours:.2f} | {t_lt / t_ours:.2f} | "
                              + (f"{t_cublas / t_gemv:.2f}" if m <= 16 else "—") + " |")
                 print(lines[-1], flush=True)
+                if args.out:  # row by row, so that a failure later keeps what was measured
+                    with open(args.out, "a") as fh:
+                        fh.write(lines[-1] + "\n")
                 if args.sweep:
                     row = []
                     for c in G.CONFIGS:
@@ -144,8 +156,6 @@ def main():
             cp.get_default_memory_pool().free_all_blocks()
     text = "\n".join(lines + ([""] + sweep_lines if args.sweep else []))
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
     if args.doc:
         from _common import write_section
         write_section(f"2:4 sparse GEMM: {dev}", text, "python benchmarks/bench_gemm.py --doc")
