@@ -76,7 +76,6 @@ def main():
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     sweep_lines = ["| dtype | N×K | M | " + " | ".join(f"{c.bm}x{c.bn} s{s}" for c in G.CONFIGS for s in (1, 2, 4)) + " |",
                    "|---|---|---|" + "---|" * (3 * len(G.CONFIGS))]
-    rng = np.random.default_rng(0)
     for dtype in args.dtypes.split(","):
         tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
         for n, k in shapes:
