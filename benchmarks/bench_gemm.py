@@ -68,9 +68,9 @@ def main():
     args = ap.parse_args()
     shapes = SHAPES if args.shapes == "all" else [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     ms = [int(v) for v in args.ms.split(",")]
-    dev = torch.cuda.get_device_name()
-    print(f"device: {dev}; wgmma kernels: {G.has_wgmma()}")
-    lines = [f"GPU: {dev}. Times in µs (median per launch, CUDA-graph replay of 10 launches, weights rotated past the L2); "
+    gpu = torch.cuda.get_device_name()
+    print(f"device: {gpu}; wgmma kernels: {G.has_wgmma()}")
+    lines = [f"GPU: {gpu}. Times in µs (median per launch, CUDA-graph replay of 10 launches, weights rotated past the L2); "
              "TFLOP/s dense-equivalent (2·M·N·K/t); ratios are speedups over dense cuBLAS on the same W⊙M.", "",
              "| dtype | N×K | M | cuBLAS µs | cuSPARSELt µs | gemm_24 µs (config) | gemm_24 TFLOP/s | cuSPARSELt × | gemm_24 × | gemm_24 / cuSPARSELt | GEMV × |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -157,7 +157,7 @@ def main():
     print(text)
     if args.doc:
         from _common import write_section
-        write_section(f"2:4 sparse GEMM: {dev}", text, "python benchmarks/bench_gemm.py --doc")
+        write_section(f"2:4 sparse GEMM: {gpu}", text, "python benchmarks/bench_gemm.py --doc")
 
 
 if __name__ == "__main__":
