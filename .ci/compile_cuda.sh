@@ -18,5 +18,5 @@ for f in "${files[@]}"; do
   nvcc -std=c++17 -O3 --threads 0 -Werror all-warnings -I"$(dirname "$f")" \
        -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
        -c "$src" -o "$tmp/$(basename "$f").o"
-  echo "compile_cuda: ok $f (sm_80, sm_90a${unit:+; $(grep -c '(void \*)&' "$src") instances})"
+  echo "compile_cuda: ok $f (sm_80, sm_90a${unit:+; $(grep -c '(void \*)&\|^NMREF_[A-Z]*_KERNEL(' "$src") instances})"
 done

@@ -419,7 +419,9 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
 }
 
 // =========================================================================== instances
-// extern "C" names: gemm24_wgmma_<in>_<out>_<BN>x<WG>x<STAGES> and gemm24_mma_<in>_<out>.
+// extern "C" names: gemm24_wgmma_<in>_<out>_<BN>x<WG>x<MSUB>x<STAGES> and gemm24_mma_<in>_<out>. Which
+// exist is one table, nmref_gpu/kernels.py (GEMM_CONFIGS): it appends these macros' instances to this
+// file when the module is built, and prints the same unit for CI (python3 nmref_gpu/kernels.py gemm.cu).
 #define NMREF_WGMMA_KERNEL(TN, T, ON, OUT, BN, WG, MSUB, ST)                                                  \
   extern "C" __global__ void __launch_bounds__(128 * (WG + 1), 1)                                            \
       gemm24_wgmma_##TN##_##ON##_##BN##x##WG##x##MSUB##x##ST(const void *tmap_w, const void *tmap_x,            \
@@ -434,22 +436,3 @@ __device__ __forceinline__ void gemm24_mma_body(const T *values, const T *x, con
       gemm24_mma_##TN##_##ON(const T *values, const T *x, const uint32_t *meta, OUT *y, int M, int N, int K, int Np) { \
     gemm24_mma_body<T, OUT>(values, x, meta, y, M, N, K, Np);                                                 \
   }
-
-#define NMREF_GEMM_INSTANCES(TN, T)                            \
-  NMREF_MMA_KERNEL(TN, T, f32, float)                          \
-  NMREF_MMA_KERNEL(TN, T, TN, T)                               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 16, 1, 1, 8)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 16, 1, 1, 8)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 1, 1, 6)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 1, 1, 6)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 64, 2, 1, 6)           \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 64, 2, 1, 6)                \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 1, 4)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 1, 4)               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 128, 2, 2, 3)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 128, 2, 2, 3)               \
-  NMREF_WGMMA_KERNEL(TN, T, f32, float, 256, 2, 1, 2)          \
-  NMREF_WGMMA_KERNEL(TN, T, TN, T, 256, 2, 1, 2)
-
-NMREF_GEMM_INSTANCES(f16, __half)
-NMREF_GEMM_INSTANCES(bf16, __nv_bfloat16)

@@ -8,7 +8,8 @@
   entry point that picks the GEMV kernels for a batch of at most 16 and :func:`gemm_24` above;
   :func:`linear_24_input_grad` — ``dX = dY · (W⊙M)`` on the sparse tensor cores.
 
-Which kernel configuration runs is the rule :func:`gemm_config` (measured on an H200, docs/benchmarks.md).
+Which kernel configuration runs is the rule :func:`nmref_gpu.kernels.gemm_config` (measured on an H200,
+docs/benchmarks.md); the compiled instances are the table :data:`nmref_gpu.kernels.GEMM_CONFIGS`.
 """
 from __future__ import annotations
 
@@ -26,94 +27,13 @@ import numpy as np
 
 from nmref._checks import NMRefTypeError, NMRefValueError, as_bool_array
 from nmref.compress.gemm import PAD_NIBBLE, gemm_meta_from_nibbles, gemm_padded_shape
+from . import kernels
 from ._module import _HERE, as_device, cupy
+from .kernels import CONFIGS, GemmConfig, gemm_config, split_rule  # noqa: F401 - re-exported for callers
 from .masks import nm_mask
 
 _HALF = {"float16", "bfloat16"}
 _TN = {"float16": "f16", "bfloat16": "bf16"}
-_SMS_H100 = 132
-
-
-# ----------------------------------------------------------------------------------------- configurations
-@dataclass(frozen=True)
-class GemmConfig:
-    """A ``gemm24_wgmma`` instance: ``bn`` batch rows per block (the wgmma N), ``wg`` consumer
-    warpgroups of ``64·msub`` weight rows each (a block covers ``64·msub·wg`` rows), ``stages`` pipeline
-    buffers; ``splits``: split-K factor (0: chosen by :func:`split_rule`)."""
-
-    bn: int
-    wg: int
-    msub: int
-    stages: int
-    splits: int = 0
-
-    @property
-    def bm(self) -> int:
-        return 64 * self.msub * self.wg
-
-    def kernel(self, tn: str, on: str) -> str:
-        return f"gemm24_wgmma_{tn}_{on}_{self.bn}x{self.wg}x{self.msub}x{self.stages}"
-
-    def smem_bytes(self) -> int:
-        stage = self.bm * 128 + self.bn * 256 + self.bm * 16
-        return self.stages * stage + 16 * self.stages + 1024  # + mbarriers + alignment slack
-
-    def with_splits(self, splits: int) -> "GemmConfig":
-        return GemmConfig(self.bn, self.wg, self.msub, self.stages, splits)
-
-    def short(self) -> str:
-        return f"{self.bm}x{self.bn} s{self.splits}"
-
-
-#: The compiled instances (gemm.cu's NMREF_GEMM_INSTANCES), smallest block first.
-CONFIGS = (GemmConfig(16, 1, 1, 8), GemmConfig(64, 1, 1, 6), GemmConfig(64, 2, 1, 6), GemmConfig(128, 2, 1, 4),
-           GemmConfig(128, 2, 2, 3), GemmConfig(256, 2, 1, 2))
-C64x16, C64x64, C128x64, C128x128, C256x128, C128x256 = CONFIGS
-
-
-def _tiles(cfg: GemmConfig, m: int, n: int) -> int:
-    return -(-n // cfg.bm) * -(-m // cfg.bn)
-
-
-def gemm_config(m: int, n: int, k: int, sms: int = _SMS_H100) -> GemmConfig:
-    """The rule (weight rows × batch rows per block), from the sweep of docs/benchmarks.md:
-
-    * ``m <= 16``: 64 × 16;
-    * ``m <= 64``: 64 × 64, or 128 × 64 when 64-row blocks would need more than one wave (``N/64 > sms``);
-    * ``m <= 256``: 128 × 128, or 128 × 64 when that leaves fewer than ``sms/2`` blocks;
-    * above: 256 × 128, or 128 × 128 when 256-row blocks would fill less than 3/4 of their last
-      wave and 128-row blocks fill more (``wave_fill``).
-
-    Split-K as :func:`split_rule`."""
-    if m <= 16:
-        cfg = C64x16
-    elif m <= 64:
-        cfg = C128x64 if -(-n // 64) > sms else C64x64
-    elif m <= 256:
-        cfg = C128x128 if 2 * _tiles(C128x128, m, n) >= sms else C128x64
-    else:
-        big, small = wave_fill(_tiles(C256x128, m, n), sms), wave_fill(_tiles(C128x128, m, n), sms)
-        cfg = C128x128 if big < 0.75 and small > big else C256x128
-    return cfg.with_splits(split_rule(cfg, m, n, k, sms))
-
-
-def wave_fill(tiles: int, sms: int) -> float:
-    """The fraction of ``ceil(tiles / sms)`` full waves of one block per multiprocessor that ``tiles`` use."""
-    return tiles / (-(-tiles // sms) * sms)
-
-
-def split_rule(cfg: GemmConfig, m: int, n: int, k: int, sms: int = _SMS_H100) -> int:
-    """Split-K factor: 1 unless the output tiles would leave more than half of the ``sms`` multiprocessors
-    idle; then the smallest factor giving at least ``0.9·sms`` blocks, keeping at
-    least 8 blocks of 128 columns per split (at most 8 splits)."""
-    tiles = _tiles(cfg, m, n)
-    ktiles = -(-k // 128)
-    if 2 * tiles >= sms:
-        return 1
-    s = 1
-    while tiles * s < 0.9 * sms and s < 8 and ktiles // (s + 1) >= 8:
-        s += 1
-    return s
 
 
 # ----------------------------------------------------------------------------------------- compilation
@@ -126,7 +46,8 @@ def _nvcc_path():
 
 
 def _source() -> str:
-    return (_HERE / "gemm.cu").read_text()
+    """gemm.cu and its generated instances (:func:`nmref_gpu.kernels.instantiation_unit`)."""
+    return (_HERE / "gemm.cu").read_text() + "\n" + kernels.gemm_instance_lines()
 
 
 def _cubin_sm90a() -> bytes:
@@ -145,8 +66,10 @@ def _cubin_sm90a() -> bytes:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "gemm.cubin"
+        src = Path(tmp) / "gemm_instances.cu"
+        src.write_text(_source())
         subprocess.run(nvcc.split() + ["-std=c++17", "-O3", f"-I{_HERE}", "-gencode", "arch=compute_90a,code=sm_90a",
-                                       "-cubin", "-o", str(out), str(_HERE / "gemm.cu")],
+                                       "-cubin", "-o", str(out), str(src)],
                        check=True, capture_output=True, text=True)
         data = out.read_bytes()
     fd, tmp_path = tempfile.mkstemp(dir=cache, prefix=".gemm-", suffix=".cubin")

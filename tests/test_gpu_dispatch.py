@@ -67,3 +67,41 @@ def test_configurations_reject_what_the_templates_do_not_have():
     with pytest.raises(ValueError):
         kernels.TealConfig(128)
     assert kernels.MmaConfig(16, 1, True, 2).kernel("__half", 2, True) == "gemv_mma<__half,2,true,16,1,true,2,false>"
+
+
+# ------------------------------------------------------------------------------------ gemm_24 (gemm.cu)
+GEMM_SHAPES = [(n, k) for n in (1, 64, 200, 4096, 5120, 11008, 13824) for k in (4, 136, 4096, 13824)]
+GEMM_MS = [1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 1000, 1024, 4096, 8192, 100000]
+
+
+def test_gemm_rule_picks_compiled_configs_and_valid_splits():
+    compiled = set(kernels.GEMM_CONFIGS)
+    for n, k in GEMM_SHAPES:
+        ktiles = -(-k // 128)
+        for m in GEMM_MS:
+            cfg = kernels.gemm_config(m, n, k)
+            assert cfg.with_splits(0) in compiled
+            tiles = -(-n // cfg.bm) * -(-m // cfg.bn)
+            assert cfg.splits >= 1
+            if cfg.splits > 1:  # only an under-filled device splits, and every split keeps >= 8 column blocks
+                assert 2 * tiles < kernels.SMS_H200 and ktiles // cfg.splits >= 8
+            if m <= 64:  # decoding-sized batches: one batch tile, the smallest that covers m
+                assert cfg.bn == (16 if m <= 16 else 64)
+
+
+def test_gemm_configs_fit_shared_memory_and_name_distinct_instances():
+    for cfg in kernels.GEMM_CONFIGS:
+        assert cfg.smem_bytes() <= 227 * 1024, cfg   # the sm_90 per-block limit
+        assert cfg.bn in (16, 32, 64, 128, 256) and cfg.wg in (1, 2) and cfg.msub in (1, 2)
+    names = kernels.instances("gemm")
+    assert len(names) == len(set(names)) == 2 * 2 * (1 + len(kernels.GEMM_CONFIGS))
+    unit = kernels.instantiation_unit("nmref_gpu/gemm.cu")
+    assert unit.startswith('#include "gemm.cu"')
+    for cfg in kernels.GEMM_CONFIGS:  # every configuration is instantiated for both types and outputs
+        assert unit.count(f", {cfg.bn}, {cfg.wg}, {cfg.msub}, {cfg.stages})") == 4
+
+
+def test_wave_fill():
+    assert kernels.wave_fill(132, 132) == 1.0
+    assert kernels.wave_fill(133, 132) == 133 / 264
+    assert kernels.wave_fill(1, 132) == 1 / 132
