@@ -1,5 +1,6 @@
 """Repeated gemm_24 calls on rotating weights, synchronised after each (debugging aid for faults).
-Run: python benchmarks/dev/gemm_stress.py N K M DTYPE CONFIG_INDEX CALLS"""
+Run: python benchmarks/dev/gemm_stress.py N K M DTYPE CONFIG_INDEX CALLS [async] [torch]
+``async``: synchronise only after all calls; ``torch``: inputs allocated by PyTorch (as bench_gemm does)."""
 import sys
 from pathlib import Path
 
@@ -26,12 +27,24 @@ def rnd(shape):
     return (rng.standard_normal(shape, dtype=cp.float32).astype(cp.float16).astype(cp.float32)).get().astype(dt)
 
 
+mode = set(sys.argv[7:])
+if "torch" in mode:
+    import torch
+    tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+
+    def dev(t):
+        return cp.asarray(t.view(torch.int16)).view(dt)
+
+    def rnd(shape):  # noqa: F811
+        return dev(torch.randn(*shape, device="cuda", dtype=tdt))
 wts = [nmref_gpu.Sparse24Weight.from_dense(cp.asarray(rnd((n, k)))) for _ in range(3)]
 x = cp.asarray(rnd((m, k)))
 y = cp.empty((m, n), dt)
 for i in range(calls):
     wt = wts[i % 3]
     nmref_gpu.gemm_24(x, wt.values, wt.meta, out=y, out_dtype=dtype, variant=cfg)
+    if "async" in mode and i < calls - 1:
+        continue
     try:
         cp.cuda.Device().synchronize()
     except Exception as e:  # noqa: BLE001
