@@ -43,12 +43,20 @@ __device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
 __device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
 }
-__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+__device__ __forceinline__ bool mbar_try_wait(uint64_t *bar, uint32_t parity) {
+  uint32_t done;
   asm volatile(
       "{\n .reg .pred p;\n"
-      "NMREF_WAIT:\n"
-      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      " @!p bra NMREF_WAIT;\n}" ::"r"(smem_u32(bar)), "r"(parity) : "memory");
+      " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      " selp.u32 %0, 1, 0, p;\n}" : "=r"(done) : "r"(smem_u32(bar)), "r"(parity) : "memory");
+  return done != 0;
+}
+// The spin is a C++ loop, so the compiler sees where lanes may leave it at different times, and the
+// warp reconverges before what follows (the .aligned wgmma instructions need every lane together).
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+  while (!mbar_try_wait(bar, parity)) {
+  }
+  __syncwarp();
 }
 // 2-D tensor-map load of one box at (inner, outer) element coordinates; completes on `bar`.
 __device__ __forceinline__ void tma_load_2d(void *dst, const void *tmap, int inner, int outer, uint64_t *bar) {
