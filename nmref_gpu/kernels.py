@@ -179,8 +179,7 @@ def gemm_config(m: int, n: int, k: int, sms: int = SMS_H200) -> GemmConfig:
     * ``m <= 16``: 64 × 16;
     * ``m <= 64``: 64 × 64, or 128 × 64 when 64-row blocks would need more than one wave (``N/64 > sms``);
     * ``m <= 256``: 128 × 128, or 128 × 64 when that leaves fewer than ``sms/2`` blocks;
-    * above: 256 × 128, or 128 × 128 when 256-row blocks would fill less than 3/4 of their last
-      wave and 128-row blocks fill more (``wave_fill``).
+    * above: 256 × 128.
 
     Split-K as :func:`split_rule`."""
     if m <= 16:
@@ -190,14 +189,8 @@ def gemm_config(m: int, n: int, k: int, sms: int = SMS_H200) -> GemmConfig:
     elif m <= 256:
         cfg = C128x128 if 2 * _tiles(C128x128, m, n) >= sms else C128x64
     else:
-        big, small = wave_fill(_tiles(C256x128, m, n), sms), wave_fill(_tiles(C128x128, m, n), sms)
-        cfg = C128x128 if big < 0.75 and small > big else C256x128
+        cfg = C256x128
     return cfg.with_splits(split_rule(cfg, m, n, k, sms))
-
-
-def wave_fill(tiles: int, sms: int) -> float:
-    """The fraction of ``ceil(tiles / sms)`` full waves of one block per multiprocessor that ``tiles`` use."""
-    return tiles / (-(-tiles // sms) * sms)
 
 
 def split_rule(cfg: GemmConfig, m: int, n: int, k: int, sms: int = SMS_H200) -> int:

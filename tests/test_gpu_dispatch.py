@@ -100,8 +100,3 @@ def test_gemm_configs_fit_shared_memory_and_name_distinct_instances():
     for cfg in kernels.GEMM_CONFIGS:  # every configuration is instantiated for both types and outputs
         assert unit.count(f", {cfg.bn}, {cfg.wg}, {cfg.msub}, {cfg.stages})") == 4
 
-
-def test_wave_fill():
-    assert kernels.wave_fill(132, 132) == 1.0
-    assert kernels.wave_fill(133, 132) == 133 / 264
-    assert kernels.wave_fill(1, 132) == 1 / 132
