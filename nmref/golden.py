@@ -8,9 +8,10 @@ ratios, anything only selected or moved) or ``{"rtol": r, "atol": a}`` (``|got â
 rtolÂ·|want|`` elementwise, for arithmetic whose rounding depends on the order of operations).
 A set is frozen once written: a change of semantics gets a new version, never an edit.
 
-* Version 1 (25 cases) is written from :func:`golden_cases`; version 2 (every public operation and
-  mode) from the conformance registry :data:`nmref.testing.OPS`, with each case's call spelled out
-  (``"call": {"args": [...], "kwargs": [...]}``), so any implementation can be run over it.
+* Version 1 (25 cases) is written from :func:`golden_cases`; versions 2 and 3 (every public operation
+  and mode; 3 adds the operations registered with ``since=3``) from the conformance registry
+  :data:`nmref.testing.OPS`, with each case's call spelled out (``"call": {"args": [...], "kwargs":
+  [...]}``), so any implementation can be run over them.
 * The released sets ship inside the package (:func:`golden_dir`); :data:`PINNED_DIGESTS` holds each
   one's digest (:func:`set_digest`), so a deleted, added or edited case is detected.
 * :func:`verify_golden` recomputes every case with this nmref, or with a foreign implementation
@@ -190,10 +191,11 @@ def golden_cases() -> tuple[GoldenCase, ...]:
 
 
 #: Versions of the released golden sets (shipped in the package) and each one's digest (:func:`set_digest`).
-RELEASED = (1, 2)
+RELEASED = (1, 2, 3)
 PINNED_DIGESTS = {
     1: "aacbd4d1d0358c01bb73de5b269d8e5f484430629fead3105eb04d48f22e05db",
     2: "0c6f3d7c6cdb13e4846b310eeaba4b12956776dde69997fde33673f47960cd9a",
+    3: "9eaf596a2f141cd145bddd86ebc8f0c4f19ff66d2bf71b5fec27df8c92a8c66f",
 }
 _HERE = Path(__file__).resolve().parent
 

@@ -170,6 +170,8 @@ def test_pickled_file_is_refused(copy):
 
 def test_released_sets_by_version_name(capsys):
     assert cli(["golden", "verify"]) == 0          # the newest released set
+    assert "243/243 cases match" in capsys.readouterr().out
+    assert cli(["golden", "verify", "v2"]) == 0
     assert "229/229 cases match" in capsys.readouterr().out
     assert cli(["golden", "verify", "v1"]) == 0
     assert "25/25 cases match" in capsys.readouterr().out
@@ -216,7 +218,7 @@ def test_wheel_ships_the_golden_sets_and_verifies_outside_the_repository(tmp_pat
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         z.extractall(tmp_path / "site")
-    for v in (1, 2):
+    for v in golden.RELEASED:
         assert f"nmref/_golden/v{v}/manifest.json" in names
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
     elsewhere = tmp_path / "elsewhere"
@@ -224,7 +226,7 @@ def test_wheel_ships_the_golden_sets_and_verifies_outside_the_repository(tmp_pat
     run = subprocess.run([sys.executable, "-m", "nmref.cli", "golden", "verify"], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert str(tmp_path / "site") in run.stdout and "229/229 cases match" in run.stdout
+    assert str(tmp_path / "site") in run.stdout and "243/243 cases match" in run.stdout
 
 
 def test_readme_loader_runs_every_case_with_numpy_alone():
