@@ -331,13 +331,16 @@ def meta_nibbles(meta, n: int, k: int):
     return cp.ascontiguousarray(nib[:n, :k // 4])
 
 
-#: batches up to this size run the GEMV kernels in :func:`linear_24` (measured crossover, docs/benchmarks.md)
-GEMV_MAX_BATCH = 16
+#: Batches up to this size run the GEMV kernels in :func:`linear_24`, larger ones :func:`gemm_24`. On the
+#: H200 (docs/benchmarks.md) gemm_24 was 1.05-1.19x faster than gemv_24_packed at 16 rows on all 12
+#: shape/dtype rows; at batch 1-4 the GEMV reads the weight at 70-79% of bandwidth, against 49-80% for
+#: gemm_24 at 16 rows. Batch 5-15 was not timed: the boundary lies between the two measurements.
+GEMV_MAX_BATCH = 8
 
 
 def linear_24(x, weight: Sparse24Weight, *, out=None):
     """``y = x · (W⊙M)ᵀ`` (float32) for ``x[..., K]`` (float16/bfloat16): :func:`nmref_gpu.gemv_24_packed`
-    for at most :data:`GEMV_MAX_BATCH` rows (when ``K % 32 == 0``), :func:`gemm_24` above."""
+    for 1 to :data:`GEMV_MAX_BATCH` rows (when ``K % 32 == 0``), :func:`gemm_24` otherwise."""
     from .gemv import gemv_24_packed
     if not isinstance(weight, Sparse24Weight):
         raise NMRefTypeError(f"weight must be a nmref_gpu.Sparse24Weight, got {type(weight).__name__}")

@@ -143,7 +143,7 @@ def test_gemm_24_errors():
 
 
 @pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("m", [1, 16, 17, 256])
+@pytest.mark.parametrize("m", [1, 8, 9, 16, 256])
 def test_linear_24_and_input_gradient_on_a_transposable_mask(dtype, m):
     rng = np.random.default_rng(m)
     n, k = 256, 512
