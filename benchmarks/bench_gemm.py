@@ -24,7 +24,7 @@ import cupy as cp  # noqa: E402
 import torch  # noqa: E402
 
 import nmref_gpu  # noqa: E402
-from nmref_gpu import gemm as G  # noqa: E402
+from nmref_gpu import gemm as G, kernels  # noqa: E402
 from bench_gpu import L2_BYTES, graph_bench, torch_graph_bench  # noqa: E402
 
 SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (5120, 13824), (13824, 5120), (8192, 8192)]
@@ -74,8 +74,8 @@ def main():
              "TFLOP/s dense-equivalent (2·M·N·K/t); ratios are speedups over dense cuBLAS on the same W⊙M.", "",
              "| dtype | N×K | M | cuBLAS µs | cuSPARSELt µs | gemm_24 µs (config) | gemm_24 TFLOP/s | cuSPARSELt × | gemm_24 × | gemm_24 / cuSPARSELt | GEMV × |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    sweep_lines = ["| dtype | N×K | M | " + " | ".join(f"{c.bm}x{c.bn} s{s}" for c in G.CONFIGS for s in (1, 2, 4)) + " |",
-                   "|---|---|---|" + "---|" * (3 * len(G.CONFIGS))]
+    sweep_lines = ["| dtype | N×K | M | " + " | ".join(f"{c.bm}x{c.bn} s{s}" for c in kernels.GEMM_CONFIGS for s in (1, 2, 4)) + " |",
+                   "|---|---|---|" + "---|" * (3 * len(kernels.GEMM_CONFIGS))]
     for dtype in args.dtypes.split(","):
         tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
         for n, k in shapes:
@@ -143,7 +143,7 @@ def main():
                         fh.write(lines[-1] + "\n")
                 if args.sweep:
                     row = []
-                    for c in G.CONFIGS:
+                    for c in kernels.GEMM_CONFIGS:
                         for s in (1, 2, 4):
                             big = c.bm * c.bn >= 128 * 128
                             row.append(float("nan") if (big and m <= 64) or (not big and m >= 4096)

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nmref._checks import NMRefTypeError, NMRefValueError, as_bool_array
+from nmref._checks import NMRefTypeError, NMRefValueError
 from nmref.compress.gemm import PAD_NIBBLE, gemm_meta_from_nibbles, gemm_padded_shape
 from . import kernels
 from ._module import _HERE, as_device, cupy
-from .kernels import CONFIGS, GemmConfig, gemm_config, split_rule  # noqa: F401 - re-exported for callers
+from .kernels import GemmConfig, gemm_config, split_rule
 from .masks import nm_mask
 
 _HALF = {"float16", "bfloat16"}

@@ -13,7 +13,7 @@ from helpers import np_dtype
 
 cp = require_gpu()
 import nmref_gpu  # noqa: E402
-from nmref_gpu import gemm as G  # noqa: E402
+from nmref_gpu import gemm as G, kernels  # noqa: E402
 
 if os.environ.get("NMREF_GPU_NO_POOL"):
     cp.cuda.set_allocator(None)
@@ -77,7 +77,7 @@ SHAPES = [  # (N, K, M): tile-exact, ragged N, ragged K (K % 128, K % 16), ragge
 def configs():
     out = ["rule", "mma"]
     if G.has_wgmma():
-        out += [c.with_splits(s) for c in G.CONFIGS for s in (1, 3)]
+        out += [c.with_splits(s) for c in kernels.GEMM_CONFIGS for s in (1, 3)]
     return out
 
 

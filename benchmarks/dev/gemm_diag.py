@@ -3,17 +3,16 @@ Run: python benchmarks/dev/gemm_diag.py N K M CONFIG_INDEX [graph]"""
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cupy as cp  # noqa: E402
 
 import nmref_gpu  # noqa: E402
-from nmref_gpu import gemm as G  # noqa: E402
+from nmref_gpu import kernels  # noqa: E402
 
 n, k, m, ci = (int(v) for v in sys.argv[1:5])
-cfg = G.CONFIGS[ci].with_splits(1)
+cfg = kernels.GEMM_CONFIGS[ci].with_splits(1)
 rng = cp.random.default_rng(0)
 w = rng.standard_normal((n, k), dtype=cp.float32).astype(cp.float16)
 x = rng.standard_normal((m, k), dtype=cp.float32).astype(cp.float16)

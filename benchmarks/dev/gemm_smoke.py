@@ -10,7 +10,7 @@ import cupy as cp  # noqa: E402
 
 import nmref  # noqa: E402
 import nmref_gpu  # noqa: E402
-from nmref_gpu import gemm as G  # noqa: E402
+from nmref_gpu import gemm as G, kernels  # noqa: E402
 
 print("wgmma:", G.has_wgmma())
 rng = np.random.default_rng(0)
@@ -20,7 +20,7 @@ for n, k, m in [(64, 128, 16), (128, 256, 16), (128, 256, 64), (256, 512, 128), 
     v, me = nmref.compress_24_gemm(w)
     ref = x.astype(np.float64) @ nmref.decompress_24_gemm(v, me).astype(np.float64).T
     res = []
-    for cfg in ["mma"] + [c.with_splits(s) for c in G.CONFIGS for s in (1, 2)]:
+    for cfg in ["mma"] + [c.with_splits(s) for c in kernels.GEMM_CONFIGS for s in (1, 2)]:
         try:
             y = cp.full((m, n), np.nan, cp.float32)
             nmref_gpu.gemm_24(cp.asarray(x), cp.asarray(v), cp.asarray(me), out=y, variant=cfg)
