@@ -329,22 +329,22 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
 #endif
 }
 template <typename T> __device__ __forceinline__ void mma_sp(float d[4], const uint32_t a[4], const uint32_t b[4], uint32_t e);
-template <> __device__ __forceinline__ void mma_sp<__half>(float d[4], const uint32_t a[4], const uint32_t b[4], uint32_t e) {
+#define NMREF_MMA_SP(T, TNAME)                                                                                \
+  template <> __device__ __forceinline__ void mma_sp<T>(float d[4], const uint32_t a[4], const uint32_t b[4], \
+                                                        uint32_t e) {                                          \
+    asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32." TNAME "." TNAME ".f32 "         \
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9, %10, %11}, {%0, %1, %2, %3}, %12, 0x0;"        \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                               \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]),     \
+                   "r"(e));                                                                                    \
+  }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
-               "{%4, %5, %6, %7}, {%8, %9, %10, %11}, {%0, %1, %2, %3}, %12, 0x0;"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+NMREF_MMA_SP(__half, "f16")
+NMREF_MMA_SP(__nv_bfloat16, "bf16")
+#else
+template <> __device__ __forceinline__ void mma_sp<__half>(float *, const uint32_t *, const uint32_t *, uint32_t) {}
+template <> __device__ __forceinline__ void mma_sp<__nv_bfloat16>(float *, const uint32_t *, const uint32_t *, uint32_t) {}
 #endif
-}
-template <> __device__ __forceinline__ void mma_sp<__nv_bfloat16>(float d[4], const uint32_t a[4], const uint32_t b[4], uint32_t e) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-               "{%4, %5, %6, %7}, {%8, %9, %10, %11}, {%0, %1, %2, %3}, %12, 0x0;"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
-#endif
-}
 
 // Block: 4 warps, 64 rows (warp w: rows 16w..16w+15) × 64 batch rows; per stage 128 logical columns.
 // Shared memory per stage: values 64 × 128 B, X 64 × 256 B, metadata 1 KB; 16-byte chunks are XOR-swizzled

@@ -160,16 +160,13 @@ def _tickets(device_id: int, stream_ptr: int, size: int):
 
 
 # ----------------------------------------------------------------------------------------- compression
-def compress_24_gemm(w, *, mask=None):
-    """As :func:`nmref.compress_24_gemm`: ``(values [N, K/2], meta uint32 [Kp/128, 4·Np])`` of a CuPy
-    ``W[N, K]`` (``K % 4 == 0``); mask defaults to :func:`nmref_gpu.nm_mask` ``(w, 2, 4)``, a given
-    (CuPy bool) mask must be exactly 2:4 along K. Bit-identical to the reference."""
+def _values_nibbles(w, mask):
+    """Validated ``w [N, K]`` and mask (default :func:`nmref_gpu.nm_mask`) -> the kept values
+    ``[N, K/2]`` (lower position first) and the nibbles ``i0 | i1 << 2`` as uint32 ``[N, K/4]``."""
     cp = cupy()
     w = as_device("w", w, dtypes={"float16", "bfloat16", "float32", "float64"}, ndim=2)
     n, k = w.shape
-    if k % 4 == 0 and k > 0:
-        np_, kp = gemm_padded_shape(n, k)
-    else:
+    if k % 4 or k == 0:
         raise NMRefValueError(f"w has shape {w.shape}; the GEMM 2:4 layout needs cols % 4 == 0 and cols >= 4")
     if mask is None:
         mask = nm_mask(w, 2, 4)
@@ -184,11 +181,26 @@ def compress_24_gemm(w, *, mask=None):
     g4 = mask.reshape(n, k // 4, 4)
     i0 = cp.argmax(g4, axis=-1)                   # first kept position
     i1 = 3 - cp.argmax(g4[..., ::-1], axis=-1)    # last kept position
-    pos = cp.stack([i0, i1], axis=-1)
-    values = cp.ascontiguousarray(cp.take_along_axis(w.reshape(n, k // 4, 4), pos, axis=-1).reshape(n, k // 2))
-    nib = cp.full((np_, kp // 4), PAD_NIBBLE, dtype=cp.uint32)
-    nib[:n, :k // 4] = (i0 | i1 << 2).astype(cp.uint32)
-    return values, gemm_meta_from_nibbles(nib, cp)
+    values = cp.take_along_axis(w.reshape(n, k // 4, 4), cp.stack([i0, i1], axis=-1), axis=-1)
+    return cp.ascontiguousarray(values.reshape(n, k // 2)), (i0 | i1 << 2).astype(cp.uint32)
+
+
+def _gemm_meta(nib):
+    """``nib [N, K/4]`` -> the GEMM-layout metadata (padded with the nibble (0, 1))."""
+    cp = cupy()
+    n, groups = nib.shape
+    np_, kp = gemm_padded_shape(n, 4 * groups)
+    full = cp.full((np_, kp // 4), PAD_NIBBLE, dtype=cp.uint32)
+    full[:n, :groups] = nib
+    return gemm_meta_from_nibbles(full, cp)
+
+
+def compress_24_gemm(w, *, mask=None):
+    """As :func:`nmref.compress_24_gemm`: ``(values [N, K/2], meta uint32 [Kp/128, 4·Np])`` of a CuPy
+    ``W[N, K]`` (``K % 4 == 0``); mask defaults to :func:`nmref_gpu.nm_mask` ``(w, 2, 4)``, a given
+    (CuPy bool) mask must be exactly 2:4 along K. Bit-identical to the reference."""
+    values, nib = _values_nibbles(w, mask)
+    return values, _gemm_meta(nib)
 
 
 # ----------------------------------------------------------------------------------------- the GEMM
@@ -298,16 +310,14 @@ class Sparse24Weight:
         that is 2:4 along both axes (e.g. :func:`nmref.transposable_nm_mask`)."""
         cp = cupy()
         w = as_device("w", w, dtypes=_HALF, ndim=2)
-        if mask is None:
-            if transposable:
-                raise NMRefValueError("transposable=True needs an explicit mask that is 2:4 along both axes "
-                                      "(nmref.transposable_nm_mask)")
-            mask = nm_mask(w, 2, 4)
-        values, meta = compress_24_gemm(w, mask=mask)
+        if mask is None and transposable:
+            raise NMRefValueError("transposable=True needs an explicit mask that is 2:4 along both axes "
+                                  "(nmref.transposable_nm_mask)")
+        values, nib = _values_nibbles(w, mask)
+        meta = _gemm_meta(nib)
         n, k = w.shape
         meta_packed = None
-        if k % 32 == 0:
-            nib = meta_nibbles(meta, n, k)
+        if k % 32 == 0:  # the packed GEMV metadata of the same values (disjoint bits: sum == OR)
             meta_packed = (nib.reshape(n, k // 32, 8) << (4 * cp.arange(8, dtype=cp.uint32))).sum(axis=-1, dtype=cp.uint32)
         values_t = meta_t = None
         if transposable:
@@ -318,17 +328,6 @@ class Sparse24Weight:
             w_t = w.view(cp.uint16).T.copy().view(w.dtype)
             values_t, meta_t = compress_24_gemm(w_t, mask=cp.ascontiguousarray(mask.T))
         return cls(values, meta, (n, k), meta_packed, values_t, meta_t)
-
-
-def meta_nibbles(meta, n: int, k: int):
-    """``nib[N, K/4]`` (uint32) of a GEMM-layout ``meta`` (CuPy): the inverse of the packing."""
-    cp = cupy()
-    kbs, np4 = meta.shape
-    w6 = meta.reshape(kbs, np4 // 256, 4, 8, 2, 4)
-    shift = (16 * cp.arange(2, dtype=cp.uint32))[:, None] + 4 * cp.arange(4, dtype=cp.uint32)[None, :]
-    nib = (w6[..., None, None] >> shift) & 0xF
-    nib = nib.transpose(1, 2, 6, 3, 0, 5, 4, 7).reshape(np4 // 4, kbs * 32)
-    return cp.ascontiguousarray(nib[:n, :k // 4])
 
 
 #: Batches up to this size run the GEMV kernels in :func:`linear_24`, larger ones :func:`gemm_24`. On the
