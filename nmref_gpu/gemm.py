@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nmref._checks import NMRefTypeError, NMRefValueError
-from nmref.compress.gemm import PAD_NIBBLE, gemm_meta_from_nibbles, gemm_padded_shape
+from nmref.compress.gemm import gemm_meta_from_nibbles, gemm_padded_shape
 from . import kernels
 from ._module import _HERE, as_device, cupy
 from .kernels import GemmConfig, gemm_config, split_rule
@@ -185,22 +185,12 @@ def _values_nibbles(w, mask):
     return cp.ascontiguousarray(values.reshape(n, k // 2)), (i0 | i1 << 2).astype(cp.uint32)
 
 
-def _gemm_meta(nib):
-    """``nib [N, K/4]`` -> the GEMM-layout metadata (padded with the nibble (0, 1))."""
-    cp = cupy()
-    n, groups = nib.shape
-    np_, kp = gemm_padded_shape(n, 4 * groups)
-    full = cp.full((np_, kp // 4), PAD_NIBBLE, dtype=cp.uint32)
-    full[:n, :groups] = nib
-    return gemm_meta_from_nibbles(full, cp)
-
-
 def compress_24_gemm(w, *, mask=None):
     """As :func:`nmref.compress_24_gemm`: ``(values [N, K/2], meta uint32 [Kp/128, 4·Np])`` of a CuPy
     ``W[N, K]`` (``K % 4 == 0``); mask defaults to :func:`nmref_gpu.nm_mask` ``(w, 2, 4)``, a given
     (CuPy bool) mask must be exactly 2:4 along K. Bit-identical to the reference."""
     values, nib = _values_nibbles(w, mask)
-    return values, _gemm_meta(nib)
+    return values, gemm_meta_from_nibbles(nib, cupy())
 
 
 # ----------------------------------------------------------------------------------------- the GEMM
@@ -314,7 +304,7 @@ class Sparse24Weight:
             raise NMRefValueError("transposable=True needs an explicit mask that is 2:4 along both axes "
                                   "(nmref.transposable_nm_mask)")
         values, nib = _values_nibbles(w, mask)
-        meta = _gemm_meta(nib)
+        meta = gemm_meta_from_nibbles(nib, cp)
         n, k = w.shape
         meta_packed = None
         if k % 32 == 0:  # the packed GEMV metadata of the same values (disjoint bits: sum == OR)

@@ -52,12 +52,16 @@ def gemm_padded_shape(n: int, k: int) -> tuple[int, int]:
 
 
 def gemm_meta_from_nibbles(nib, xp=np):
-    """``nib[Np, Kp/4]`` (uint32 nibbles, padded) -> ``meta[Kp/128, 4·Np]`` (see the module docstring).
-    ``xp`` is the array module (NumPy here, CuPy in ``nmref_gpu``)."""
-    np_, groups = nib.shape
-    atoms, kbs = np_ // 64, groups // 32
+    """``nib[N, K/4]`` (uint32 nibbles ``i0 | i1 << 2``) -> ``meta[Kp/128, 4·Np]`` (see the module
+    docstring), padded with the nibble (0, 1). ``xp`` is the array module (NumPy here, CuPy in
+    ``nmref_gpu``)."""
+    n, groups = nib.shape
+    np_, kp = gemm_padded_shape(n, 4 * groups)
+    full = xp.full((np_, kp // 4), PAD_NIBBLE, dtype=xp.uint32)
+    full[:n, :groups] = nib
+    atoms, kbs = np_ // 64, kp // 128
     # nib[r, q] with r = 64a + 16w + 8hi + g and q = 32kb + 8s + 4h + j
-    n8 = nib.reshape(atoms, 4, 2, 8, kbs, 4, 2, 4)             # a, w, hi, g, kb, s, h, j
+    n8 = full.reshape(atoms, 4, 2, 8, kbs, 4, 2, 4)            # a, w, hi, g, kb, s, h, j
     shift = (16 * xp.arange(2, dtype=xp.uint32))[:, None] + 4 * xp.arange(4, dtype=xp.uint32)[None, :]  # hi, j
     words = (n8 << shift[None, None, :, None, None, None, None, :]).sum(axis=(2, 7), dtype=xp.uint32)  # disjoint bits: sum == OR
     # words: a, w, g, kb, s, h  ->  kb, a, w, g, h, s
@@ -80,11 +84,7 @@ def compress_24_gemm(w: np.ndarray, *, mask: np.ndarray | None = None):
     mask must be exactly 2:4 along ``K``. The metadata is padded to ``Np = 64·⌈N/64⌉`` rows and
     ``Kp = 128·⌈K/128⌉`` columns with the nibble ``(0, 1)``."""
     values, nib = _kept_values_nibbles(w, mask, 1, 4, "GEMM 2:4")
-    n, k = values.shape[0], 2 * values.shape[1]
-    np_, kp = gemm_padded_shape(n, k)
-    nibp = np.full((np_, kp // 4), PAD_NIBBLE, dtype=np.uint32)
-    nibp[:n, :k // 4] = nib
-    return values, gemm_meta_from_nibbles(nibp)
+    return values, gemm_meta_from_nibbles(nib)
 
 
 def _check_values_meta(values, meta):
@@ -100,18 +100,24 @@ def _check_values_meta(values, meta):
     return values, meta, n, k
 
 
-def decompress_24_gemm(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`compress_24_gemm`: dense ``W[N, K]`` (pruned entries +0.0). Raises on a
-    nibble that is not a pair ``i0 < i1`` (padding included, naming its row and group) and on a
-    ``meta`` whose shape does not match ``values``."""
-    values, meta, n, k = _check_values_meta(values, meta)
+def _checked_nibbles(meta, n, k):
+    """The nibbles ``[N, K/4]`` of ``meta``; raises on any nibble (padding included) that is not a pair
+    ``i0 < i1``, naming its row and group."""
     nib = _nibbles_from_gemm_meta(meta)
     i0, i1 = nib & 3, nib >> 2
     if (i0 >= i1).any():
         r, grp = np.argwhere(i0 >= i1)[0]
         raise NMRefValueError(f"meta is invalid: row {r}, group {grp} encodes positions ({i0[r, grp]}, {i1[r, grp]}), "
                               "expected i0 < i1")
-    return scatter_24_nibbles(values, nib[:n, :k // 4])
+    return nib[:n, :k // 4]
+
+
+def decompress_24_gemm(values: np.ndarray, meta: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`compress_24_gemm`: dense ``W[N, K]`` (pruned entries +0.0). Raises on a
+    nibble that is not a pair ``i0 < i1`` (padding included, naming its row and group) and on a
+    ``meta`` whose shape does not match ``values``."""
+    values, meta, n, k = _check_values_meta(values, meta)
+    return scatter_24_nibbles(values, _checked_nibbles(meta, n, k))
 
 
 def gemm_24(x: np.ndarray, values: np.ndarray, meta: np.ndarray) -> np.ndarray:
@@ -126,11 +132,9 @@ def gemm_24(x: np.ndarray, values: np.ndarray, meta: np.ndarray) -> np.ndarray:
     if x.ndim not in (1, 2) or x.shape[-1] != k:
         raise NMRefValueError(f"x must be [M, {k}] or [{k}] (values imply K = {k}), got shape {x.shape}")
     acc = np.float64 if np.float64 in (x.dtype, values.dtype) else np.float32
-    w = decompress_24_gemm(values, meta).astype(acc)
-    nib = _nibbles_from_gemm_meta(meta)[:n, :k // 4]
-    kept = np.zeros((n, k // 4, 4), dtype=bool)
-    np.put_along_axis(kept, np.stack([nib & 3, nib >> 2], axis=-1), True, axis=-1)
-    kept = kept.reshape(n, k)
+    nib = _checked_nibbles(meta, n, k)
+    w = scatter_24_nibbles(values, nib).astype(acc)
+    kept = scatter_24_nibbles(np.ones(values.shape, dtype=bool), nib)
     x2 = x.reshape(-1, k).astype(acc)
     bad = ~np.isfinite(x2)
     # Σ over kept entries only, written as a dense product over finite inputs (pruned entries are +0.0
