@@ -1,8 +1,10 @@
 """Training-free activation sparsity (TEAL): thresholds, sparsification, greedy allocation, GEMV semantics.
 
 Sparsifying a hidden state keeps the entries whose magnitude is *strictly* above a threshold:
-``S_t(x) = x · 1[|x| > t]``. See ``docs/activation.md`` for the choices (|x| quantile rather than
-TEAL's symmetric signed CDF, strict rule, rounding of the drop count, ties).
+``S_t(x) = x · 1[|x| > t]``, the comparison exact (between real numbers: ``t`` is never rounded to
+``x``'s dtype) and a NaN activation kept (it propagates, never becomes 0). See
+``docs/activation.md`` for the choices (|x| quantile rather than TEAL's symmetric signed CDF, strict
+rule, rounding of the drop count, ties, NaN) and ``docs/semantics.md`` for the scalar rule.
 """
 from __future__ import annotations
 
@@ -106,36 +108,62 @@ def _check_t(t) -> float:
     return check_real_scalar("t (threshold)", t)  # ±Inf allowed: keep everything / nothing
 
 
+def _kept(a: np.ndarray, t: float) -> np.ndarray:
+    """``1[¬(a ≤ t)]``: ``a > t`` compared as real numbers, NaN counted as kept.
+
+    ``a`` is widened to float64 first: every float16/bfloat16/float32 value is exactly a float64, so
+    the comparison is exact whatever ``t`` is (NumPy ≥ 2 and ml_dtypes ≥ 0.7 would otherwise round
+    ``t`` to ``a``'s dtype). Written as ``¬(a ≤ t)`` so that a NaN is kept and reaches the result."""
+    return ~(a.astype(np.float64, copy=False) <= t)
+
+
 def sparsify(x: np.ndarray, t: float) -> np.ndarray:
-    """``x · 1[|x| > t]`` elementwise (dropped entries become +0.0; kept keep their bits)."""
+    """``x · 1[|x| > t]`` elementwise, ``|x| > t`` exact (``t`` is not rounded to ``x``'s dtype).
+
+    Dropped entries become +0.0; kept entries keep their bits. A NaN entry is kept (NaN in, NaN out:
+    the formula's ``NaN · 0`` is NaN, and no nmref op hides a NaN); ``t = +inf`` drops every
+    non-NaN entry, ``t = −inf`` keeps everything."""
     x = as_float_array("x", x)
     t = _check_t(t)
-    return np.where(np.abs(x) > t, x, np.zeros((), x.dtype))
+    return np.where(_kept(np.abs(x), t), x, np.zeros((), x.dtype))
 
 
 def sparsify_batched(x: np.ndarray, t: float) -> np.ndarray:
     """Batched decoding with one shared mask: ``s_j = 1[mean_b |x_bj| > t]``, ``x ⊙ s`` (x: ``[B, d]``).
 
-    The batch mean is taken in float64."""
+    The batch mean is taken in float64 and compared exactly with ``t``. A column holding a NaN has a
+    NaN mean and is kept (its NaN reaches the result); dropped entries become +0.0."""
     x = as_float_array("x", x)
     t = _check_t(t)
     if x.ndim != 2:
         raise NMRefValueError(f"x must be [batch, d], got shape {x.shape}")
     if x.shape[0] == 0:  # no tokens: nothing to keep (and no mean to take)
         return x.copy()
-    keep = np.abs(x.astype(np.float64)).mean(axis=0) > t
+    keep = _kept(np.abs(x.astype(np.float64)).mean(axis=0), t)
     return np.where(keep[None, :], x, np.zeros((), x.dtype))
 
 
+def prefill_start(seq: int) -> int:
+    """TEAL's first sparsified prefill position: ``S − ⌊S/2⌋`` for ``S ≥ 2`` (its ``SparsifyFn``
+    slices ``x[:, -(S // 2):]``, the last ⌊S/2⌋ positions: 2 of 5), and 0 for ``S ≤ 1`` (one token is
+    decoding, which TEAL sparsifies whole)."""
+    seq = check_int("seq", seq, minimum=0)
+    return seq - seq // 2 if seq >= 2 else 0
+
+
 def sparsify_prefill(x: np.ndarray, t: float, start: int | None = None) -> np.ndarray:
-    """Prefill: sparsify only positions ``≥ start`` of the sequence axis (``x[..., S, d]``); default
-    ``start = S // 2`` (TEAL sparsifies the later half of the prefill tokens)."""
+    """Prefill: :func:`sparsify` only positions ``≥ start`` of the sequence axis (``x[..., S, d]``);
+    earlier positions are returned bit for bit.
+
+    Default ``start = prefill_start(S)``, TEAL's rule: the last ⌊S/2⌋ positions for ``S ≥ 2`` (for odd
+    S the middle position stays dense), the whole sequence for ``S = 1``. ``start ≥ S`` sparsifies
+    nothing."""
     x = as_float_array("x", x)
     t = _check_t(t)
     if x.ndim < 2:
         raise NMRefValueError(f"x must be [..., seq, d], got shape {x.shape}")
     seq = x.shape[-2]
-    start = seq // 2 if start is None else check_int("start", start, minimum=0)
+    start = prefill_start(seq) if start is None else check_int("start", start, minimum=0)
     out = x.copy()
     out[..., start:, :] = sparsify(x[..., start:, :], t)
     return out
@@ -243,7 +271,8 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     does not reach the result (``0 · Inf`` is never formed). Products and sums are float32 for
     float16/bfloat16/float32 inputs and float64 if any input is float64; the order of summation is
     unspecified (compare with a tolerance, or exactly on inputs whose sums are exact).
-    For a batch the mask is per row (each token its own).
+    For a batch the mask is per row (each token its own). ``|x| > t`` is exact and a NaN input is kept,
+    as in :func:`sparsify`: it makes every output of its row NaN.
     """
     x, w = _check_gemv(x, w)
     t = _check_t(t)
@@ -251,8 +280,8 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     x2 = tokens_2d(x)
     y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
     for b in range(x2.shape[0]):  # per token: only its kept columns are read (an Inf in a dropped column stays unread)
-        kept = np.abs(x2[b]) > t
-        y[b] = w[:, kept].astype(acc) @ x2[b, kept].astype(acc)
+        keep = _kept(np.abs(x2[b]), t)
+        y[b] = w[:, keep].astype(acc) @ x2[b, keep].astype(acc)
     return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 
@@ -272,8 +301,8 @@ def gemv_input_sparse_batched(x: np.ndarray, w: np.ndarray, t: float) -> np.ndar
     x2 = tokens_2d(x)
     if x2.shape[0] == 0:
         return np.zeros(x.shape[:-1] + (w.shape[0],), dtype=acc)
-    kept = np.abs(x2.astype(np.float64)).mean(axis=0) > t  # exactly sparsify_batched's mask
-    y = x2[:, kept].astype(acc) @ w[:, kept].astype(acc).T
+    keep = _kept(np.abs(x2.astype(np.float64)).mean(axis=0), t)  # exactly sparsify_batched's mask
+    y = x2[:, keep].astype(acc) @ w[:, keep].astype(acc).T
     return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 

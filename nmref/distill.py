@@ -5,6 +5,10 @@ over tokens. ``p = softmax(z / T)``, computed with a max-shifted log-sum-exp so 
 logits (also ±1e30, vocabularies of 10⁵+) give finite results. Each function returns
 ``(loss: float, grad)`` with ``grad = ∂loss/∂(student input)``, in the dtype of the inputs.
 
+Arithmetic: float64 if a logits input is float64, else float32 (float16 and bfloat16 logits are
+widened, never computed in half precision); ``T``, ``α`` and the token count enter rounded to that
+dtype, and the gradient is rounded to the student's dtype once, at the end.
+
 * forward KL (AST eq. 4, Hinton et al.): ``T² · mean_tokens Σ_v p_t (log p_t − log p_s)``;
   grad ``T (p_s − p_t) / N``.
 * reverse KL (MiniLLM): ``T² · mean Σ p_s (log p_s − log p_t)``;
@@ -42,48 +46,73 @@ def _tokens(z):
     return n
 
 
-def log_softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """``log softmax(z / T)`` along the last axis, max-shifted (stable for any finite z)."""
-    z = _logits("z", z)
+def _acc(*zs):
+    """The arithmetic dtype: float64 if an input is float64, else float32."""
+    return np.dtype(np.float64) if any(z.dtype == np.float64 for z in zs) else np.dtype(np.float32)
+
+
+def _temperature(temperature) -> float:
     t = check_finite_scalar("temperature", temperature)
     if t <= 0:
         raise NMRefValueError(f"temperature must be > 0, got {t}")
-    zs = z / t
+    return t
+
+
+def _log_softmax(z: np.ndarray, t: float, acc) -> np.ndarray:
+    zs = z.astype(acc) / acc.type(t)
     zs = zs - zs.max(axis=-1, keepdims=True)
     return zs - np.log(np.exp(zs).sum(axis=-1, keepdims=True))
 
 
-def _pair(teacher_logits, student_logits):
+def log_softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``log softmax(z / T)`` along the last axis, max-shifted (stable for any finite z); computed in
+    float32 (float64 for float64 ``z``) and returned in ``z``'s dtype."""
+    z = _logits("z", z)
+    return _log_softmax(z, _temperature(temperature), _acc(z)).astype(z.dtype, copy=False)
+
+
+def _pair(teacher_logits, student_logits, temperature):
     zt = _logits("teacher_logits", teacher_logits)
     zs = _logits("student_logits", student_logits)
     check_shape("student_logits", zs, zt.shape)
-    return zt, zs
+    t, acc = _temperature(temperature), _acc(zt, zs)
+    return _log_softmax(zt, t, acc), _log_softmax(zs, t, acc), _tokens(zs), t, acc
+
+
+def _kl_forward(teacher_logits, student_logits, temperature):
+    lt, ls, n, t, acc = _pair(teacher_logits, student_logits, temperature)
+    pt, ps = np.exp(lt), np.exp(ls)
+    loss = t * t * float(np.sum(pt * (lt - ls))) / n
+    return loss, acc.type(t) * (ps - pt) / acc.type(n)
+
+
+def _kl_reverse(teacher_logits, student_logits, temperature):
+    lt, ls, n, t, acc = _pair(teacher_logits, student_logits, temperature)
+    ps = np.exp(ls)
+    ell = ls - lt
+    loss = t * t * float(np.sum(ps * ell)) / n
+    return loss, acc.type(t) * ps * (ell - np.sum(ps * ell, axis=-1, keepdims=True)) / acc.type(n)
 
 
 def kl_forward(teacher_logits, student_logits, *, temperature: float = 1.0):
     """``T² · mean KL(p_t ‖ p_s)`` and its gradient w.r.t. the student logits."""
-    zt, zs = _pair(teacher_logits, student_logits)
-    lt, ls = log_softmax(zt, temperature), log_softmax(zs, temperature)
-    pt, ps = np.exp(lt), np.exp(ls)
-    n, t = _tokens(zs), float(temperature)
-    loss = t * t * float(np.sum(pt * (lt - ls))) / n
-    return loss, (t * (ps - pt) / n).astype(zs.dtype)
+    loss, grad = _kl_forward(teacher_logits, student_logits, temperature)
+    return loss, grad.astype(_logits("student_logits", student_logits).dtype)
 
 
 def kl_reverse(teacher_logits, student_logits, *, temperature: float = 1.0):
     """``T² · mean KL(p_s ‖ p_t)`` and its gradient w.r.t. the student logits."""
-    zt, zs = _pair(teacher_logits, student_logits)
-    lt, ls = log_softmax(zt, temperature), log_softmax(zs, temperature)
-    ps = np.exp(ls)
-    ell = ls - lt
-    n, t = _tokens(zs), float(temperature)
-    loss = t * t * float(np.sum(ps * ell)) / n
-    grad = t * ps * (ell - np.sum(ps * ell, axis=-1, keepdims=True)) / n
-    return loss, grad.astype(zs.dtype)
+    loss, grad = _kl_reverse(teacher_logits, student_logits, temperature)
+    return loss, grad.astype(_logits("student_logits", student_logits).dtype)
 
 
 def cross_entropy(logits, targets):
     """``mean −log softmax(z)[target]`` over tokens and its gradient; ``targets`` are integer ids."""
+    loss, grad = _cross_entropy(logits, targets)
+    return loss, grad.astype(_logits("logits", logits).dtype)
+
+
+def _cross_entropy(logits, targets, acc=None):
     z = _logits("logits", logits)
     targets = np.asarray(targets)
     if not np.issubdtype(targets.dtype, np.integer):
@@ -93,11 +122,12 @@ def cross_entropy(logits, targets):
     if targets.size and (targets.min() < 0 or targets.max() >= v):
         raise NMRefValueError(f"targets must lie in [0, V={v}), got range [{targets.min()}, {targets.max()}]")
     n = _tokens(z)
-    ls = log_softmax(z)
+    acc = _acc(z) if acc is None else acc
+    ls = _log_softmax(z, 1.0, acc)
     picked = np.take_along_axis(ls, targets[..., None], axis=-1)
     grad = np.exp(ls)
     np.put_along_axis(grad, targets[..., None], np.take_along_axis(grad, targets[..., None], axis=-1) - 1, axis=-1)
-    return -float(picked.sum()) / n, (grad / n).astype(z.dtype)
+    return -float(picked.sum()) / n, grad / acc.type(n)
 
 
 def distill_loss(student_logits, teacher_logits, targets, *, alpha: float, temperature: float = 1.0,
@@ -106,10 +136,11 @@ def distill_loss(student_logits, teacher_logits, targets, *, alpha: float, tempe
     forward or reverse KL. ``α ∈ [0, 1]``."""
     alpha = check_finite_scalar("alpha", alpha, minimum=0.0, maximum=1.0)
     check_choice("kind", kind, DISTILL_KINDS)
-    kl = kl_forward if kind == "forward" else kl_reverse
-    l_kl, g_kl = kl(teacher_logits, student_logits, temperature=temperature)
-    l_ce, g_ce = cross_entropy(student_logits, targets)
-    return alpha * l_kl + (1 - alpha) * l_ce, (alpha * g_kl + (1 - alpha) * g_ce).astype(g_ce.dtype)
+    kl = _kl_forward if kind == "forward" else _kl_reverse
+    l_kl, g_kl = kl(teacher_logits, student_logits, temperature)
+    l_ce, g_ce = _cross_entropy(student_logits, targets, g_kl.dtype)
+    a, b = g_kl.dtype.type(alpha), g_kl.dtype.type(1 - alpha)
+    return alpha * l_kl + (1 - alpha) * l_ce, (a * g_kl + b * g_ce).astype(_logits("student_logits", student_logits).dtype)
 
 
 def squarehead_loss(student_features, teacher_features):

@@ -235,12 +235,25 @@ def initial_flip_rate(mask_t: np.ndarray, mask_0: np.ndarray) -> float:
 
 
 def pad_to_multiple(w: np.ndarray, m: int, *, axis: int = -1, value: float = 0.0) -> np.ndarray:
-    """Pad ``axis`` at its end with ``value`` up to the next multiple of ``m`` (explicit padding for partial groups)."""
+    """Pad ``axis`` at its end with ``value`` up to the next multiple of ``m`` (explicit padding for partial groups).
+
+    ``value`` is stored as it is: it must be exactly representable in ``w``'s dtype (``0.1`` cannot pad
+    a float32 array, ``0.5`` an integer one, ``1e6`` a float16 one); ±inf pads a float array. A value
+    that would be rounded raises ``NMRefValueError`` rather than padding with a different number."""
     m = check_int("m", m, minimum=1)
     w = as_array("w", w)
     axis = check_axis(axis, w.ndim)
     extra = (-w.shape[axis]) % m
     widths = [(0, 0)] * w.ndim
     widths[axis] = (0, extra)
-    value = check_bool("value", value) if w.dtype == np.bool_ else check_real_scalar("value", value)
+    if w.dtype == np.bool_:
+        value = check_bool("value", value)
+    else:
+        value = check_real_scalar("value", value)
+        with np.errstate(over="ignore", invalid="ignore"):
+            stored = np.array(value).astype(w.dtype)
+        if float(stored) != value:
+            raise NMRefValueError(f"value {value!r} is not exactly representable in w's dtype {w.dtype} (it would be "
+                                  f"stored as {float(stored)!r}); pass a value of that dtype, e.g. numpy.{w.dtype}(value)")
+        value = stored[()]
     return np.pad(w, widths, constant_values=value)

@@ -87,7 +87,7 @@ __device__ __forceinline__ void teal_block_reduce(float (&red)[8][256], const fl
 }
 
 // The kept rows of this block's chunk of CH input rows (blockIdx.y): input k is kept iff
-// mean_b |x[b, k]| > t, computed as nmref.sparsify_batched does (float64: |x_0| + |x_1| + ... added in
+// mean_b |x[b, k]| > t (a NaN mean counts as kept), computed as nmref.sparsify_batched does (float64: |x_0| + |x_1| + ... added in
 // batch order, divided by the batch; for batch 1 that is |x| > t exactly). Compacted by CH/256 rounds
 // of a block-wide ballot scan: store(pos, k, xh) is called for the pos-th kept row (its B activations,
 // zeros for rows >= batch). Returns the number kept (the same in every thread).
@@ -106,7 +106,7 @@ __device__ __forceinline__ int teal_compact(const T *__restrict__ x, double t, i
       xh[b] = (k < in && b < batch) ? x[(size_t)b * in + k] : T(0.f);
       s += fabs((double)Elem<T>::to_f(xh[b]));  // rows >= batch add +0.0: the same sum
     }
-    bool keep = k < in && s / batch > t;
+    bool keep = k < in && !(s / batch <= t);  // a NaN mean is kept: its NaN reaches the result
     unsigned ball = __ballot_sync(0xffffffffu, keep);
     if (lane == 0) warp_count[warp] = __popc(ball);
     __syncthreads();
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(256) gemv_teal24_blk(const T *__restrict__ Vt,
       const T *h = reinterpret_cast<const T *>(&xr);
       unsigned kb = 0;  // bit j: input 4 gg + j survives
 #pragma unroll
-      for (int j = 0; j < 4; ++j) kb |= (unsigned)(fabsf(Elem<T>::to_f(h[j])) > t) << j;
+      for (int j = 0; j < 4; ++j) kb |= (unsigned)!(fabsf(Elem<T>::to_f(h[j])) <= t) << j;  // NaN kept
       xm = make_uint2(xr.x & ((kb & 1u ? 0xFFFFu : 0u) | (kb & 2u ? 0xFFFF0000u : 0u)),
                       xr.y & ((kb & 4u ? 0xFFFFu : 0u) | (kb & 8u ? 0xFFFF0000u : 0u)));
       need = (unsigned)((kb & 7u) != 0) | (unsigned)((kb & 14u) != 0) << 1;

@@ -181,7 +181,8 @@ def gemv_input_sparse(x, w, t: float, *, out=None, accumulate: bool = False, det
     """TEAL: ``y = (x ⊙ 1[|x| > t]) Wᵀ`` for one token ``x[in]``; ``w`` is ``[out, in]`` stored
     **column-major** (``cupy.asfortranarray(W)``, or ``Wt.T`` for a row-major ``Wt[in, out]``), so a
     dropped input skips one contiguous row of ``Wᵀ``; ``out % 8 == 0``; returns float32 ``[out]``.
-    The comparison ``|x| > t`` is exact (float64). ``accumulate=True``: ``out += …`` (BLAS ``beta = 1``;
+    The comparison ``|x| > t`` is exact (float64) and a NaN input is kept (every output becomes NaN),
+    as in :func:`nmref.gemv_input_sparse`. ``accumulate=True``: ``out += …`` (BLAS ``beta = 1``;
     e.g. the residual add after a decoder layer's output projection) — also saves the zero-fill launch
     that a fresh result needs.
 
@@ -247,9 +248,9 @@ def gemv_input_sparse_24_packed_t(x, values_t, meta_t, t: float, *, out=None, ac
     _check_variant(variant, TealConfig)
     cfg = kernels.TEAL24_RULE if variant is None else variant
     t = _threshold(t)
-    # The kernel compares in float32: t rounded toward −∞, so that |x| > t32 equals the float64 |x| > t
-    # for every float32-representable |x| (all fp16/bf16 values); rounding to nearest would keep an x
-    # lying between t and t32 < t.
+    # The kernel compares in float32: t rounded toward −∞, so that ¬(|x| ≤ t32) equals the float64
+    # ¬(|x| ≤ t) for every float32-representable |x| (all fp16/bf16 values, NaN kept by both); rounding
+    # to nearest would keep an x lying between t and t32 < t.
     with np.errstate(over="ignore"):
         t32 = np.float32(t)
     if float(t32) > t:

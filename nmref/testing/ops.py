@@ -315,7 +315,8 @@ def _sr_ste_in(draw):
     dt = draw(hs.float_dtypes())
     shape = draw(hs.shapes())
     return {"grad": draw(hs.float_arrays(shape, dt, magnitude=1e3)), "w": draw(hs.float_arrays(shape, dt, magnitude=1e3)),
-            "mask": draw(hnp.arrays(np.bool_, shape)), "lam": draw(st.sampled_from([0.0, 2e-4, 0.5, 1.0, 3.0]))}
+            "mask": draw(hnp.arrays(np.bool_, shape)),
+            "lam": draw(hs.scalars(dt, base=(0.0, 2e-4, 0.5, 1.0, 3.0), minimum=0.0, maximum=1e3))}
 
 
 @st.composite
@@ -348,12 +349,14 @@ def _adam_contract(fn):
 @st.composite
 def _hyper(draw, dtype):
     # float16: eps in the normal range (1e-8 is 0 there, 1e-6 subnormal: see _adam_in)
-    eps = [1e-8, 1e-6, 1e-3] if dtype != F16 else [1e-4, 1e-3]
-    return {"lr": draw(st.sampled_from([1e-3, 0.0, 1e-2, 0.1, 1.0])),
-            "beta1": draw(st.sampled_from([0.9, 0.0, 0.5, 0.99])),
-            "beta2": draw(st.sampled_from([0.999, 0.0, 0.9, 0.95])),
-            "eps": draw(st.sampled_from(eps)),
-            "weight_decay": draw(st.sampled_from([1e-2, 0.0, 0.1]))}
+    # Every hyper-parameter may also lie strictly between two neighbours of the parameter dtype
+    # (hs.scalars), within a range where a half-precision step stays in its normal range.
+    eps = (1e-8, 1e-6, 1e-3) if dtype != F16 else (1e-4, 1e-3)
+    return {"lr": draw(hs.scalars(dtype, base=(1e-3, 0.0, 1e-2, 0.1, 1.0), minimum=0.0, maximum=1.0)),
+            "beta1": draw(hs.scalars(dtype, base=(0.9, 0.0, 0.5, 0.99), minimum=0.0, maximum=0.99)),
+            "beta2": draw(hs.scalars(dtype, base=(0.999, 0.0, 0.9, 0.95), minimum=0.0, maximum=0.999)),
+            "eps": draw(hs.scalars(dtype, base=eps, minimum=eps[0], maximum=1e-3)),
+            "weight_decay": draw(hs.scalars(dtype, base=(1e-2, 0.0, 0.1), minimum=0.0, maximum=0.1))}
 
 
 @st.composite
@@ -378,7 +381,8 @@ def _adam_in(draw, extra=None):
     return inp
 
 
-_LAM = st.sampled_from([2e-4, 0.0, 0.5, 1.0])
+_LAM = st.sampled_from([2e-4, 0.0, 0.5, 1.0]) | hs.scalars("bfloat16", base=(2e-4,), minimum=0.0, maximum=1.0) | \
+    hs.scalars("float16", base=(2e-4,), minimum=0.0, maximum=1.0)
 #: Smallest nonzero magnitude of a half-precision optimizer draw (see _adam_in).
 _HALF_STEP_FLOOR = {"float16": 2.0 ** -4, "bfloat16": 2.0 ** -100}
 
@@ -420,7 +424,8 @@ def _sparsegpt_in(draw):
     w = draw(hs.float_arrays((rows, cols), F64, infinity=False, magnitude=100.0))
     x = draw(hs.float_arrays((draw(st.integers(1, 6)), cols), F64, infinity=False, magnitude=100.0))
     inp = {"w": w, "h": hessian_from_inputs(x), "n": n, "m": m,
-           "blocksize": m * draw(st.integers(1, 3)), "damp": draw(st.sampled_from([0.01, 0.1, 1.0]))}
+           "blocksize": m * draw(st.integers(1, 3)),
+           "damp": draw(hs.scalars("float32", base=(0.01, 0.1, 1.0), minimum=1e-3, maximum=1.0))}
     return inp
 
 
@@ -518,13 +523,23 @@ def histogram_threshold(x, p, *, mantissa_bits=7):
     return A.ThresholdHistogram(mantissa_bits).update(x).threshold(p)
 
 
-_T = st.sampled_from([0.5, 0.0, -1.0, 1.0, 2.0, np.inf, -np.inf]) | st.floats(-1, 5, allow_nan=False)
+_T_BASE = (0.5, 0.0, -1.0, 1.0, 2.0, np.inf, -np.inf)
+
+
+def _threshold(draw, x, means=False):
+    """A threshold for ``x``: usual values, any float, ±0, the dtype's extremes, and values strictly
+    between two neighbours of x's dtype next to its magnitudes (or its batch means of |x|)."""
+    a = np.abs(x.astype(np.float64))
+    if means:
+        a = tokens_2d(a).mean(axis=0) if a.size else a
+    return draw(hs.scalars(x.dtype, base=_T_BASE, anchors=a, infinity=True) | st.floats(-1, 5, allow_nan=False))
 
 
 @st.composite
 def _sparsify_in(draw, batched=False, prefill=False):
     shape = draw(hs.shapes(min_dims=2, max_dims=2)) if batched else draw(hs.shapes(min_dims=2 if prefill else 1))
-    inp = {"x": draw(hs.float_arrays(shape)), "t": draw(_T)}
+    x = draw(hs.float_arrays(shape))
+    inp = {"x": x, "t": _threshold(draw, x, means=batched)}
     if prefill and draw(st.booleans()):
         inp["start"] = draw(st.integers(0, shape[-2] + 1))
     return inp
@@ -553,7 +568,7 @@ def _gemv_in(draw, kind):
     if kind == "output":
         inp.update(w=w, s=draw(hnp.arrays(np.bool_, (out,))))
         return inp
-    inp["t"] = draw(st.sampled_from([0.5, 0.0, -1.0, 1.0, 2.0]) | st.floats(-1, 5, allow_nan=False))
+    inp["t"] = _threshold(draw, x, means=kind == "batched")
     if kind == "batched":  # thresholds at the batch means of |x| (ties of the shared mask) are likely draws
         means = np.abs(tokens_2d(x).astype(np.float64)).mean(axis=0) if x.size else np.zeros(1)
         inp["t"] = draw(st.sampled_from(sorted(set(means.tolist()))) | st.just(inp["t"]))
@@ -678,7 +693,7 @@ def _path_in(draw):
 
 
 # ------------------------------------------------------------------ distillation
-_TEMPS = st.sampled_from([1.0, 2.0, 0.5, 4.0])
+_TEMPS = st.sampled_from([1.0, 2.0, 0.5, 4.0]) | hs.scalars("float32", base=(1.0,), minimum=0.25, maximum=8.0)
 
 
 @st.composite
@@ -711,7 +726,8 @@ def _distill_in(draw):
     inp = draw(_logits_pair(("student_logits", "teacher_logits")))
     z = inp["student_logits"]
     inp["targets"] = draw(hnp.arrays(np.int64, z.shape[:-1], elements=st.integers(0, z.shape[-1] - 1)))
-    inp.update(alpha=draw(st.sampled_from([0.67, 0.0, 1.0, 0.5])), temperature=draw(_TEMPS),
+    inp.update(alpha=draw(hs.scalars(z.dtype, base=(0.67, 0.0, 1.0, 0.5), minimum=0.0, maximum=1.0)),
+               temperature=draw(_TEMPS),
                kind=draw(st.sampled_from(D.DISTILL_KINDS)))
     return inp
 

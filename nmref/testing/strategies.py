@@ -10,6 +10,10 @@ Building blocks (each shrinks towards small, simple examples, so a failure ends 
 * :func:`nm_params` — a legal ``(n, m)``; :func:`nm_arrays` — ``(w, n, m, axis)`` with a grouped axis
   divisible by ``m``, any rank from 1 to 3, any legal axis, zero groups included.
 * :func:`masks` — exact N:M boolean masks; :func:`pruned` — weights made N:M sparse.
+* :func:`scalars` — a scalar operand (threshold, λ, learning rate, temperature, …) for arrays of a
+  dtype: usual values, ±0, the dtype's largest and smallest finite magnitudes, and values strictly
+  between two neighbours of the dtype — next to the array's own magnitudes, where rounding the scalar
+  to the dtype (what NumPy ≥ 2 and PyTorch do with a Python float) changes a comparison.
 
 With :data:`invalid_inputs` set (``check_conforms(errors=True)``), elements may also be NaN and a
 grouped length may leave a partial group: inputs the reference rejects, on which an implementation
@@ -30,7 +34,7 @@ from hypothesis.extra import numpy as hnp
 from .._checks import FLOAT_DTYPES
 
 __all__ = ["FLOAT_DTYPE_NAMES", "float_dtypes", "values", "float_arrays", "shapes", "nm_params", "nm_arrays",
-           "masks", "pruned", "ranks", "dtype_of"]
+           "masks", "pruned", "ranks", "dtype_of", "scalars", "neighbour"]
 
 FLOAT_DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")
 
@@ -92,6 +96,58 @@ def values(dtype, *, infinity: bool = True, ties: bool = True, magnitude: float 
     if invalid_inputs.get():
         parts.append(st.just(float("nan")))
     return st.one_of(*parts)
+
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def neighbour(dtype, a: float, direction: int) -> float:
+    """The value of ``dtype`` next to the representable ``a`` towards +inf (``direction=1``) or −inf
+    (``-1``); ±0 step to ± the smallest subnormal. Computed on the bits (bfloat16 has no nextafter)."""
+    dt = np.dtype(dtype)
+    if a == 0:
+        bits = 1 if direction > 0 else (1 << (8 * dt.itemsize - 1)) | 1
+    else:
+        bits = int(np.array(a, dtype=dt).view(_UINT[dt.itemsize]))
+        bits += 1 if (a > 0) == (direction > 0) else -1  # away from zero: the next magnitude up
+    return float(np.array(bits, dtype=_UINT[dt.itemsize]).view(dt))
+
+
+@st.composite
+def scalars(draw, dtype, *, base=(0.5, 0.0, 1.0), anchors=None, minimum: float = -np.inf, maximum: float = np.inf,
+            infinity: bool = False):
+    """A scalar operand for arrays of ``dtype``, as a Python float in ``[minimum, maximum]``.
+
+    Shrinks to ``base[0]``; otherwise one of ``base``, ±0.0, the dtype's largest and smallest finite
+    magnitudes (±Inf with ``infinity``), or a value **strictly between two neighbours** ``a⁻ < a`` of
+    the dtype — halfway (a tie under round-to-nearest) or a quarter from either end — where ``a`` is one
+    of ``anchors`` (e.g. the array's magnitudes; default any finite value of the dtype). Such a
+    value keeps ``a`` under the exact comparison ``a > t`` and drops it once ``t`` is rounded to the
+    dtype. Float64 arrays get ``a`` itself (no float64 lies between two float64 neighbours)."""
+    dt = dtype_of(dtype)
+    name = dt.name
+    specials = [v for v in _specials(dt, infinity) if minimum <= v <= maximum]
+    kind = draw(st.integers(0, 3))
+    if kind == 0 or (kind == 1 and not specials):
+        v = draw(st.sampled_from(list(base)))
+    elif kind == 1:
+        v = draw(st.sampled_from(specials))
+    else:
+        finite = [float(a) for a in np.asarray(anchors if anchors is not None else [], dtype=np.float64).ravel()
+                   if np.isfinite(a)]
+        if finite and draw(st.booleans()):
+            a = draw(st.sampled_from(finite))
+        else:
+            a = float(np.array(draw(st.floats(allow_nan=False, allow_infinity=False, width=_WIDTH[name])), dtype=dt))
+        a = float(np.array(a, dtype=dt))  # anchors of another dtype: their value in this one
+        if name == "float64":
+            v = a
+        else:
+            lo, hi = (neighbour(dt, a, -1), a) if draw(st.booleans()) else (a, neighbour(dt, a, 1))
+            frac = draw(st.sampled_from([0.5, 0.25, 0.75]))
+            v = lo + (hi - lo) * frac if np.isfinite(lo) and np.isfinite(hi) else a
+    v = float(v)
+    return v if minimum <= v <= maximum else float(base[0])
 
 
 def shapes(*, min_dims=1, max_dims=3, min_side=0, max_side=5):
