@@ -317,21 +317,42 @@ def gemv_output_sparse(x: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarra
     return y
 
 
+def _gemv_masked(x, w, mask, t):
+    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ`` reading only the kept inputs and the weights ``M`` keeps."""
+    acc = _acc_dtype(x, w)
+    x2 = tokens_2d(x)
+    y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
+    for b in range(x2.shape[0]):
+        keep = _kept(np.abs(x2[b]), t)
+        prod = w[:, keep].astype(acc) * x2[b, keep].astype(acc)
+        y[b] = np.where(mask[:, keep], prod, acc(0)).sum(axis=1)  # a pruned weight is never read
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+
 def gemv_input_sparse_24(x: np.ndarray, w: np.ndarray, mask: np.ndarray, t: float) -> np.ndarray:
-    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ``: activation sparsity on a 2:4 (or any masked) weight."""
+    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ``: activation sparsity on a 2:4 (or any masked) weight.
+
+    A sparse kernel reads only the weights ``M`` keeps: a pruned weight is absent, not a zero, so a
+    kept non-finite activation ``x_j`` reaches exactly the outputs ``i`` with ``M_ij`` (a NaN makes
+    those outputs NaN; ``Inf · 0`` is never formed with a pruned weight). Products and sums as
+    :func:`gemv_input_sparse` (float32, or float64 if an input is float64; order unspecified)."""
     x, w = _check_gemv(x, w)
     mask = as_bool_array("mask", mask)
     check_shape("mask", mask, w.shape)
-    return gemv_input_sparse(x, np.where(mask, w, np.zeros((), w.dtype)), t)
+    return _gemv_masked(x, w, mask, _check_t(t))
 
 
 def gemv_input_sparse_24_packed_t(x: np.ndarray, values_t: np.ndarray, meta_t: np.ndarray, t: float) -> np.ndarray:
     """:func:`gemv_input_sparse_24` on a weight in the transposed packed 2:4 layout
-    (:func:`nmref.compress_24_packed_t`), the layout of the GPU kernel that skips dropped inputs.
+    (:func:`nmref.compress_24_packed_t`), the layout of the GPU kernel that skips dropped inputs; the
+    weights it reads are the stored slots (``M`` = the positions the metadata names, zero values included).
 
     A kernel needs slot 0 of group ``g`` (``i0 ∈ {0,1,2}``) only if one of ``x[4g..4g+2]`` is kept,
     slot 1 (``i1 ∈ {1,2,3}``) only if one of ``x[4g+1..4g+3]`` is, and the group's metadata if either:
     with independent drops at rate ``p`` that is ``1 − p³`` of each slot's bytes, so the byte
     savings of the two sparsities do not multiply (see ``docs/activation.md``)."""
     from .compress.packed import decompress_24_packed_t
-    return gemv_input_sparse(x, decompress_24_packed_t(values_t, meta_t), t)
+    w = decompress_24_packed_t(values_t, meta_t)
+    stored = decompress_24_packed_t(np.ones(np.shape(values_t), np.float32), meta_t) != 0
+    x, w = _check_gemv(x, w)
+    return _gemv_masked(x, w, stored, _check_t(t))

@@ -120,13 +120,16 @@ def test_nan_is_kept_by_every_teal_op(dtype, t):
     assert np.isnan(ob[0, 1].astype(np.float64)) and ob[1, 1] == 1
     op = nmref.sparsify_prefill(np.stack([x, x]), t)  # S = 2: the last position is sparsified
     assert np.isnan(op[1, 1].astype(np.float64)) and np.isnan(op[0, 1].astype(np.float64))
-    w = np.arange(16, dtype=np.float32).reshape(4, 4).astype(dt)
-    for y in (nmref.gemv_input_sparse(x, w, t), nmref.gemv_input_sparse_batched(x, w, t),
-              nmref.gemv_input_sparse_24(x, w, nmref.nm_mask(w, 2, 4), t)):
-        assert np.isnan(y).all()
+    w = (np.arange(32, dtype=np.float32).reshape(8, 4) % 5 + 1).astype(dt)
+    for y in (nmref.gemv_input_sparse(x, w, t), nmref.gemv_input_sparse_batched(x, w, t)):
+        assert np.isnan(y).all()  # a dense weight: the NaN meets every row
+    # a 2:4 weight: the NaN reaches the rows that keep a weight in its column (pruned weights are absent)
+    mask = nmref.nm_mask(w, 2, 4)
+    assert 0 < mask[:, 1].sum() < 8
+    np.testing.assert_array_equal(np.isnan(nmref.gemv_input_sparse_24(x, w, mask, t)), mask[:, 1])
     if dtype != "float64":
-        vt8, mt8 = nmref.compress_24_packed_t(np.tile(nmref.masked_weight(w, nmref.nm_mask(w, 2, 4)), (2, 1)))
-        assert np.isnan(nmref.gemv_input_sparse_24_packed_t(x, vt8, mt8, t)).all()
+        vt, mt = nmref.compress_24_packed_t(nmref.masked_weight(w, mask))
+        np.testing.assert_array_equal(np.isnan(nmref.gemv_input_sparse_24_packed_t(x, vt, mt, t)), mask[:, 1])
 
 
 def test_nan_in_a_dropped_row_of_another_token_stays_there():
