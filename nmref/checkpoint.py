@@ -8,7 +8,12 @@ Which tensors *should* be sparse: by default every floating tensor of two or mor
 name does not match :data:`DENSE_NAMES` (embeddings, the output head, norms, biases); ``include=`` (a
 regular expression) names them instead. A tensor is N:M along ``axis`` when every group of ``m``
 consecutive elements along that axis holds at most ``n`` nonzeros (:func:`nmref.is_nm_sparse`; NaN
-counts as nonzero); its length along ``axis`` must be a multiple of ``m``.
+counts as nonzero); its length along ``axis`` must be a multiple of ``m``. An ``include`` pattern that
+matches no tensor, or an ``axis`` that no expected tensor has, is an error (a typo must not pass a
+gate). A sharded checkpoint is a directory holding ``model.safetensors.index.json`` (its ``weight_map``
+names the shards). A training checkpoint of ``nmref experiment`` (metadata ``format`` =
+``nmref-tiny-checkpoint/1``: dense weights, their masks and Adam moments) is refused with a pointer
+to the run's ``exports/``, which hold the evaluated models.
 
 Storage bytes (of the tensor as a 2-D ``[rows, cols]`` matrix, groups along ``cols``): ``dense``;
 ``generic`` (:func:`nmref.compress_nm`: values + one uint8 index per kept value); ``enumerative``
@@ -48,6 +53,8 @@ class TensorReport:
     first_violations: list = field(default_factory=list)
     bytes: dict = field(default_factory=dict)
     reason: str = ""
+    axis: int = -1
+    m: int = 4
 
     @property
     def failed(self) -> bool:
@@ -101,9 +108,15 @@ def _check_tensor(name, arr, n, m, axis, expected, max_violations) -> TensorRepo
     bad = nz > n
     rep.nm = not bool(bad.any())
     rep.violating_groups = int(bad.sum())
+    rep.axis, rep.m = ax, m
     if rep.violating_groups:
-        # coordinates in the grouped shape: the other axes, then the group index along `axis`
-        rep.first_violations = [[int(i) for i in c] for c in np.argwhere(bad)[:max_violations]]
+        # the tensor index of each violating group's first element: the other axes as they are, the
+        # grouped axis as the group's first column (the group spans columns c .. c + m - 1)
+        rep.first_violations = []
+        for c in np.argwhere(bad)[:max_violations]:
+            idx = [int(i) for i in c[:-1]]
+            idx.insert(ax, int(c[-1]) * m)
+            rep.first_violations.append(idx)
     cols = arr.shape[ax]
     rep.bytes = storage_bytes((arr.size // cols if cols else 0, cols), arr.dtype, n, m)
     return rep
@@ -123,14 +136,43 @@ def _iter_npz(path: Path):
                                       "object arrays are refused (no pickles)") from None
 
 
-def _iter_safetensors(path: Path):
+TRAINING_CHECKPOINT_FORMAT = "nmref-tiny-checkpoint/1"
+
+
+def _iter_safetensors(path: Path, names=None):
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") == TRAINING_CHECKPOINT_FORMAT:
+                raise NMRefValueError(
+                    f"{path} is a training checkpoint of nmref experiment (recipe {meta.get('recipe')!r}, step "
+                    f"{meta.get('step')}): its weights are stored dense beside their masks and Adam moments; check "
+                    f"the evaluated model instead: {path.parent.parent / 'exports' / (path.stem + '.safetensors')}")
             for k in f.keys():
-                yield k, f.get_tensor(k)
+                if names is None or k in names:
+                    yield k, f.get_tensor(k)
     except SafetensorError as e:
         raise NMRefValueError(f"{path}: malformed or truncated safetensors file ({e})") from None
+
+
+def _iter_sharded(directory: Path):
+    """The tensors of a sharded checkpoint: ``model.safetensors.index.json``'s weight_map, shard by shard."""
+    import json
+    index = directory / "model.safetensors.index.json"
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NMRefValueError(f"{index}: not a readable safetensors index with a weight_map ({type(e).__name__}: {e})") \
+            from None
+    shards: dict = {}
+    for name, shard in weight_map.items():
+        shards.setdefault(shard, set()).add(name)
+    for shard, names in sorted(shards.items()):
+        shard_path = directory / shard
+        if not shard_path.is_file():
+            raise NMRefValueError(f"{index} names shard {shard!r}, which does not exist in {directory}")
+        yield from _iter_safetensors(shard_path, names)
 
 
 def check_checkpoint(path, *, pattern: str = "2:4", axis: int = -1, include: str | None = None,
@@ -147,10 +189,16 @@ def check_checkpoint(path, *, pattern: str = "2:4", axis: int = -1, include: str
             inc = re.compile(include)
         except re.error as e:
             raise NMRefValueError(f"include is not a valid regular expression: {e}") from None
-    if not path.is_file():
-        raise NMRefValueError(f"{str(path)!r} is not a file")
     suffix = path.suffix.lower()
-    if suffix == ".safetensors":
+    if path.is_dir():
+        if not (path / "model.safetensors.index.json").is_file():
+            raise NMRefValueError(f"{str(path)!r} is a directory without model.safetensors.index.json; expected a "
+                                  ".safetensors or .npz file, or a sharded checkpoint directory")
+        tensors = _iter_sharded(path)
+    elif not path.is_file():
+        raise NMRefValueError(f"{str(path)!r} does not exist; expected a .safetensors or .npz file or a sharded "
+                              "checkpoint directory")
+    elif suffix == ".safetensors":
         tensors = _iter_safetensors(path)
     elif suffix == ".npz":
         tensors = _iter_npz(path)
@@ -164,6 +212,13 @@ def check_checkpoint(path, *, pattern: str = "2:4", axis: int = -1, include: str
         else:
             expected = floating and arr.ndim >= 2 and not re.search(DENSE_NAMES, name, re.IGNORECASE)
         reports.append(_check_tensor(name, arr, n, m, axis, expected, max_violations))
+    if include is not None and reports and not any(r.expected_sparse for r in reports):
+        raise NMRefValueError(f"include {include!r} matches none of the {len(reports)} tensor names (e.g. "
+                              f"{', '.join(repr(r.name) for r in reports[:3])}); nothing would be checked")
+    expected = [r for r in reports if r.expected_sparse]
+    if expected and all(r.reason.startswith(f"axis {axis} out of range") for r in expected):
+        raise NMRefValueError(f"axis {axis} is out of range for every tensor that should be sparse "
+                              f"(they have {sorted({len(r.shape) for r in expected})} dimensions)")
     return reports
 
 

@@ -257,10 +257,12 @@ def _v2_entry(name, spec, make, rng):
                     "compare": {k: (EXACT if r == EXACT else r.as_json()) for k, r in rules.items()}}
 
 
-def write_golden(directory, *, version: int = RELEASED[-1], seed: int = 20261122) -> Path:
+def write_golden(directory, *, version: int = RELEASED[-1] + 1, seed: int = 20261122) -> Path:
     """Write a new golden set to ``directory`` (which must not exist) and return it; all or nothing:
     the set is built in a temporary sibling directory and renamed into place. Version 1 is written
-    from :func:`golden_cases`, later versions from the conformance registry."""
+    from :func:`golden_cases`, later versions from the conformance registry. The default version is
+    the next unreleased one (a released version's number is pinned to its released digest, so a set
+    written again under it verifies only if it is bit for bit the released one)."""
     import nmref
     from ._checks import check_int
     version = check_int("version", version, minimum=1)

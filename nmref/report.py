@@ -17,12 +17,21 @@ from .masks import is_nm_sparse, nm_mask, transposable_nm_mask
 from .shapes import linear_shapes
 
 
-def run_report(preset: str = "tiny", seed: int = 0, layers: int | None = None) -> tuple[str, bool]:
-    """Return ``(markdown_table, all_checks_passed)``."""
+def run_report(preset: str = "tiny", seed: int = 0, layers: int | None = None, *,
+               progress: bool = False) -> tuple[str, bool]:
+    """Return ``(markdown_table, all_checks_passed)``; ``layers`` (≥ 1) caps the layers counted per
+    projection; ``progress`` shows a bar per projection shape on a terminal."""
+    from tqdm import tqdm
+
+    from ._checks import check_int
+    if layers is not None:
+        layers = check_int("layers", layers, minimum=1)
     rng = np.random.default_rng(seed)
     rows, ok = [], True
     tot_dense = tot_cut = tot_bm = tot_enum = 0
-    for name, (out_f, in_f), count in linear_shapes(preset):
+    shapes = linear_shapes(preset)
+    for name, (out_f, in_f), count in tqdm(shapes, desc=f"report {preset}", unit="shape",
+                                           disable=None if progress else True):
         count = min(count, layers) if layers else count
         w = rng.standard_normal((out_f, in_f), dtype=np.float32).astype(np.float16)
         t0 = time.perf_counter()

@@ -49,6 +49,8 @@ class ScalingFit:
     boot: np.ndarray = field(repr=False)
     residuals: np.ndarray = field(repr=False)
     n_points: int = 0
+    #: parameters whose best fit lies on a bound of the search box: the data do not determine them
+    at_bounds: tuple = ()
 
     def efficiency(self, s: float) -> tuple[float, float, float]:
         """``(1−s)^γ`` and its 95% interval (``"sparse"`` form)."""
@@ -166,7 +168,9 @@ def fit_scaling_law(n, d, loss, s=0.0, *, form: str = "chinchilla", n_boot: int 
         if name in ("E", "A", "B"):
             col = np.exp(col)
         intervals[name] = (float(np.percentile(col, 2.5)), float(np.percentile(col, 97.5)))
-    return ScalingFit(form, _natural(best, form), intervals, boot, resid, int(logl.size))
+    at_bounds = tuple(name for name, v, (lo, hi) in zip(names, best, _BOUNDS[form])
+                      if min(abs(v - lo), abs(v - hi)) <= 1e-6 * max(1.0, abs(lo), abs(hi)))
+    return ScalingFit(form, _natural(best, form), intervals, boot, resid, int(logl.size), at_bounds)
 
 
 def predict(fit: ScalingFit, n, d, s=0.0, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,12 +191,21 @@ def read_points(path) -> dict:
     import csv
     from pathlib import Path
 
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    p = Path(path)
+    if not p.is_file():
+        raise NMRefValueError(f"{str(path)!r} is not a file; expected a sweep's results.csv")
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise NMRefValueError(f"{str(path)!r} is not a readable CSV file ({e})") from None
     need = ("N", "D", "sparsity", "loss")
     if not rows or any(k not in rows[0] for k in need):
         raise NMRefValueError(f"{str(path)!r} must be a CSV with columns {need} (a sweep's results.csv)")
-    out = {k: np.array([float(r[k]) for r in rows]) for k in need}
+    try:
+        out = {k: np.array([float(r[k]) for r in rows]) for k in need}
+    except (TypeError, ValueError) as e:
+        raise NMRefValueError(f"{str(path)!r}: a value of column N, D, sparsity or loss is not a number ({e})") from None
     out["rows"] = rows
     return out
 
@@ -211,14 +224,15 @@ def holdout_mask(points: dict, spec: str) -> np.ndarray:
 
 
 def fit_report(points: dict, *, form: str, holdout: str | None, n_boot: int, rng: np.random.Generator) -> dict:
-    """Fit on the points not held out; predict the held-out ones with intervals."""
+    """Fit on the points not held out; predict the held-out ones with intervals (``n_boot ≥ 1``)."""
+    n_boot = check_int("n_boot", n_boot, minimum=1)
     held = holdout_mask(points, holdout) if holdout else np.zeros(points["N"].size, bool)
     if held.all():
         raise NMRefValueError(f"holdout {holdout!r} leaves no point to fit on")
     fit = fit_scaling_law(points["N"][~held], points["D"][~held], points["loss"][~held], points["sparsity"][~held],
                           form=form, n_boot=n_boot, rng=rng)
     rep = {"form": form, "params": fit.params, "intervals": fit.intervals, "n_fit": int((~held).sum()),
-           "holdout": holdout, "held_out": []}
+           "holdout": holdout, "held_out": [], "at_bounds": list(fit.at_bounds)}
     if form == "sparse":
         rep["efficiency_2_4"] = fit.efficiency(0.5)
     if held.any():
@@ -240,6 +254,10 @@ def report_markdown(rep: dict) -> str:
     for k, v in rep["params"].items():
         lo, hi = rep["intervals"][k]
         lines.append(f"| {k} | {v:.4g} | [{lo:.4g}, {hi:.4g}] |")
+    if rep.get("at_bounds"):
+        lines += ["", f"**Warning:** {', '.join(rep['at_bounds'])} sit at a bound of the fit's search box: the "
+                  "points do not determine them (more sizes or token budgets are needed), and their intervals "
+                  "are not meaningful."]
     if "efficiency_2_4" in rep:
         e, lo, hi = rep["efficiency_2_4"]
         lines += ["", f"Efficiency of 2:4 (s = 0.5): a 2:4 model of N parameters is worth N·(1−s)^γ = "
@@ -276,10 +294,15 @@ def plot_report(path, points: dict, rep: dict) -> bool:
     nfit = max(n for n, d, s in zip(points["N"], points["D"], points["sparsity"]) if (n, d, s) not in held)
     for i, (n, s) in enumerate(keys):
         col = plt.cm.viridis(i / max(1, len(keys) - 1))
-        extrap = n > nfit
-        ax.plot(grid, law(fit.form, fit.params, n, grid, s), "--" if extrap else "-", color=col,
-                label=f"N={n:.3g}, s={s:g}" + (" (extrapolated)" if extrap else ""))
         sel = (points["N"] == n) & (points["sparsity"] == s)
+        fitted = [d for d in points["D"][sel] if (n, d, s) not in held]
+        extrap = n > nfit or not fitted
+        curve = law(fit.form, fit.params, n, grid, s)
+        inside = np.zeros(grid.size, bool) if extrap else (grid >= min(fitted)) & (grid <= max(fitted))
+        # solid where the curve interpolates this series' fitted points, dashed where it extrapolates
+        ax.plot(grid, np.where(inside, curve, np.nan), "-", color=col, label=f"N={n:.3g}, s={s:g}"
+                + (" (extrapolated)" if extrap else ""))
+        ax.plot(grid, np.where(inside, np.nan, curve), "--", color=col, alpha=0.7)
         for d, l_ in zip(points["D"][sel], points["loss"][sel]):
             ax.plot(d, l_, "o" if (n, d, s) not in held else "s", color=col, mfc="none" if (n, d, s) in held else col)
     for h in rep["held_out"]:
@@ -288,7 +311,8 @@ def plot_report(path, points: dict, rep: dict) -> bool:
     ax.set_xscale("log")
     ax.set_xlabel("training tokens D")
     ax.set_ylabel("validation loss (nats/token)")
-    ax.set_title("fit: filled points; held out: open squares, prediction ×, 95% interval")
+    ax.set_title("fit on filled points; dashed: extrapolation" + ("; held out: open squares, prediction × with "
+                 "95% interval" if rep["held_out"] else ""), fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     atomic_write_figure(fig, path, dpi=120)

@@ -167,6 +167,9 @@ def _write_tables(out: Path, rows: list) -> None:
 
 def run_sweep(grid_file, out_dir, *, scheduler: str | None = None, workers: int | None = None, say=print) -> list:
     """Run every point of ``grid_file`` on Dask; returns the rows (also in ``out_dir/results.csv``)."""
+    from ._checks import check_int
+    if workers is not None:
+        workers = check_int("workers", workers, minimum=1)
     Client, LocalCluster = _need_dask()
     spec = load_grid(grid_file)
     points = grid_points(spec)
@@ -181,12 +184,22 @@ def run_sweep(grid_file, out_dir, *, scheduler: str | None = None, workers: int 
         client = Client(scheduler)
     else:
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        import logging
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
+        from dask.distributed import as_completed
         futures = client.map(run_point, points, out_dir=str(out), pure=False, key=[f"point-{p['name']}" for p in points],
                              retries=2)
-        rows = client.gather(futures)
+        index = {f.key: i for i, f in enumerate(futures)}
+        rows = [None] * len(points)
+        done = 0
+        for fut in as_completed(futures):
+            row = fut.result()
+            rows[index[fut.key]] = row
+            done += 1
+            say(f"sweep: [{done}/{len(points)}] {row['name']}: val loss {row['loss']:.4f} ({row['seconds']:.0f} s)")
     finally:
         client.close()
         if cluster is not None:

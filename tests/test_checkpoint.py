@@ -44,7 +44,7 @@ def test_reports_each_tensor(files, kind):
     up, down = reps["model.layers.0.mlp.up_proj.weight"], reps["model.layers.0.mlp.down_proj.weight"]
     assert up.nm and not up.failed and up.expected_sparse
     assert down.nm is False and down.failed and down.violating_groups == 2
-    assert down.first_violations == [[3, 2], [40, 31]]
+    assert down.first_violations == [[3, 8], [40, 124]]  # row, first column of the violating group
     assert not reps["model.embed_tokens.weight"].expected_sparse and not reps["lm_head.weight"].expected_sparse
     assert not reps["model.layers.0.input_layernorm.weight"].expected_sparse
 
@@ -70,12 +70,12 @@ def test_cli_exit_codes_and_json(files, capsys):
     st = files[0]
     assert cli(["check-checkpoint", str(st)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL model.layers.0.mlp.down_proj.weight" in out and "2 groups, first at [[3, 2], [40, 31]]" in out
+    assert "FAIL model.layers.0.mlp.down_proj.weight" in out and "2 groups, first at [3, 8:12], [40, 124:128]" in out
     assert cli(["check-checkpoint", str(st), "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] is False and {t["name"] for t in rep["tensors"] if t["failed"]} == {"model.layers.0.mlp.down_proj.weight"}
     assert cli(["check-checkpoint", str(st), "--include", "up_proj"]) == 0
-    assert "every tensor that should be sparse is" in capsys.readouterr().out
+    assert "all 1 tensor(s) that should be 2:4 are" in capsys.readouterr().out
     assert cli(["check-checkpoint", str(st), "--include", "up_proj", "--pattern", "1:4"]) == 1
     capsys.readouterr()
     assert cli(["check-checkpoint", str(st), "--include", "up_proj", "--axis", "0"]) == 1  # columns are not 2:4

@@ -88,7 +88,7 @@ def test_gemm_24_matches_float64_product(dtype):
     values, meta = nmref.compress_24_gemm(w)
     x = rng.standard_normal((m, k)).astype(np_dtype(dtype))
     y = nmref.gemm_24(x, values, meta)
-    wm = np.where(nmref.nm_mask(w, 2, 4), w, 0).astype(np.float64)
+    wm = np.where(nmref.nm_mask(w, 2, 4), w.astype(np.float64), 0.0)
     ref = x.astype(np.float64) @ wm.T
     assert y.dtype == np.float32 and y.shape == (m, n)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

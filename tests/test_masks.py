@@ -28,7 +28,7 @@ def test_exactly_n_per_group_and_min_n_nnz(case):
     assert (groups(mask, m, axis).sum(-1) == n).all()
     kept_nnz = groups((w != 0) & mask, m, axis).sum(-1)
     np.testing.assert_array_equal(kept_nnz, np.minimum(n, groups(w != 0, m, axis).sum(-1)))
-    assert nmref.is_nm_sparse(np.where(mask, w, 0), n, m, axis=axis)
+    assert nmref.is_nm_sparse(np.where(mask, w, np.zeros((), w.dtype)), n, m, axis=axis)
 
 
 @given(nm_arrays())

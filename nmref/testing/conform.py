@@ -7,10 +7,13 @@ implementation that covers only part of an operation's domain (a kernel for some
 raises ``NotImplementedError`` on the rest: such inputs are skipped and counted, not failed. By default
 only inputs the reference accepts are drawn; with ``errors=True`` the implementation must also
 raise where the reference raises (``strict_errors=True``: an exception of the same builtin class,
-``ValueError`` or ``TypeError``).
+``ValueError`` or ``TypeError``). A call that does not return within ``timeout`` seconds (default 5) is
+a hang: reported as a difference on that input, without shrinking (POSIX main thread: the limit is a
+``SIGALRM`` timer, which interrupts Python code and most blocking calls).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import warnings
@@ -47,6 +50,7 @@ class CaseResult:
     impl_error: BaseException | None = None
     reasons: list = field(default_factory=list)
     unsupported: str | None = None  # the implementation raised NotImplementedError: outside its domain
+    hang: bool = False  # the implementation did not return within the time limit
 
     @property
     def ok(self) -> bool:
@@ -79,16 +83,40 @@ def _same(a, b) -> bool:
     return True
 
 
+class _Timeout(BaseException):
+    """Raised into the implementation by the time limit (a BaseException: its ``except Exception`` cannot
+    swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    import signal
+    import threading
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Timeout()
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def run_case(op: str, impl, inputs: dict, *, check_dtype: bool = True, errors: bool = False,
-             strict_errors: bool = False) -> CaseResult:
+             strict_errors: bool = False, timeout: float | None = 5.0) -> CaseResult:
     """Run the reference and ``impl`` on one input dict and compare (see the module docstring).
     Floating-point warnings (overflow to Inf, 0/0) are silenced: adversarial inputs raise them by design."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _run_case(op, impl, inputs, check_dtype, errors, strict_errors)
+        return _run_case(op, impl, inputs, check_dtype, errors, strict_errors, timeout)
 
 
-def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResult:
+def _run_case(op, impl, inputs, check_dtype, errors, strict_errors, timeout=None) -> CaseResult:
     spec = get_op(op)
     res = CaseResult()
     try:
@@ -99,7 +127,13 @@ def _run_case(op, impl, inputs, check_dtype, errors, strict_errors) -> CaseResul
     a, k = spec.call_args(copy.deepcopy(inputs))
     before = copy.deepcopy((a, k))
     try:
-        got = impl(*a, **k)
+        try:
+            with _time_limit(timeout):
+                got = impl(*a, **k)
+        except _Timeout:
+            res.hang = True
+            res.reasons.append(f"the implementation did not return within {timeout:g} s (a hang)")
+            return res
         res.got = spec.outputs_of(got)
     except _ShapeOfResult as e:
         res.reasons.append(str(e))
@@ -163,6 +197,13 @@ def load_impl(target: str):
     except ImportError as e:
         raise NMRefValueError(f"--impl {target!r}: cannot import module {mod_name!r} ({e}); "
                               "is it on PYTHONPATH (or installed)?") from None
+    except SyntaxError as e:
+        raise NMRefValueError(f"--impl {target!r}: module {mod_name!r} has a syntax error at {e.filename}:{e.lineno}: "
+                              f"{e.msg}") from None
+    except SystemExit as e:  # the module called sys.exit() while being imported
+        raise NMRefValueError(f"--impl {target!r}: importing module {mod_name!r} called sys.exit({e.code!r})") from None
+    except Exception as e:  # noqa: BLE001 - any error raised by the module's own top-level code
+        raise NMRefValueError(f"--impl {target!r}: importing module {mod_name!r} raised {type(e).__name__}: {e}") from None
     for part in filter(None, attr.split(".")):
         if not hasattr(obj, part):
             raise NMRefValueError(f"--impl {target!r}: {mod_name!r} has no attribute {attr!r}")
@@ -224,6 +265,10 @@ class _Mismatch(Exception):
     pass
 
 
+class _HangFound(BaseException):
+    """Ends the search at once: shrinking a hang would wait out the limit on every step."""
+
+
 def _float_dtypes_in(v) -> set:
     if isinstance(v, np.ndarray):
         return {v.dtype.name} if is_float_dtype(v.dtype) else set()
@@ -234,12 +279,13 @@ def _float_dtypes_in(v) -> set:
 
 def check_conforms(op: str, impl, *, examples: int = 200, seed: int = 0, errors: bool = False,
                    strict_errors: bool = False, check_dtype: bool = True, dtypes=None,
-                   impl_line: str = "impl = ...  # your implementation") -> Report:
+                   impl_line: str = "impl = ...  # your implementation", timeout: float | None = 5.0) -> Report:
     """Check ``impl`` against nmref's ``op`` on ``examples`` adversarial inputs drawn by hypothesis
     (``seed`` makes the run reproducible). Returns a :class:`Report`; on a difference, hypothesis
     shrinks the input and a :class:`ConformanceError` carrying the minimal case's reproduction is
     raised. ``impl`` follows the adapter contract (``nmref.testing.spec``). ``dtypes``: the float
-    dtypes (names) the inputs may have, for an implementation that supports only some."""
+    dtypes (names) the inputs may have, for an implementation that supports only some. ``timeout``:
+    seconds one call may take (None: no limit); a longer call is reported as a hang."""
     from .strategies import FLOAT_DTYPE_NAMES, allowed_dtypes, invalid_inputs
     if dtypes is not None:
         if isinstance(dtypes, str) or not all(isinstance(d, str) for d in dtypes):
@@ -248,9 +294,13 @@ def check_conforms(op: str, impl, *, examples: int = 200, seed: int = 0, errors:
         if unknown or not dtypes:
             raise NMRefValueError(f"dtypes must name some of {FLOAT_DTYPE_NAMES}, got {list(dtypes)!r}")
         dtypes = frozenset(dtypes)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise NMRefValueError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
     token, token_invalid = allowed_dtypes.set(dtypes), invalid_inputs.set(bool(errors))
     try:
-        return _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line)
+        return _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line,
+                               timeout)
     finally:
         allowed_dtypes.reset(token)
         invalid_inputs.reset(token_invalid)
@@ -271,7 +321,8 @@ def _drawn_by_reference(strategy):
     return draw_one()
 
 
-def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line) -> Report:
+def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype, dtypes, impl_line,
+                    timeout=None) -> Report:
     from hypothesis import HealthCheck, Verbosity, given, reject, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import Unsatisfiable
@@ -293,7 +344,11 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
     @hseed(seed)
     @given(drawn)
     def prop(inputs):
-        res = run_case(op, impl, inputs, check_dtype=check_dtype, errors=errors, strict_errors=strict_errors)
+        res = run_case(op, impl, inputs, check_dtype=check_dtype, errors=errors, strict_errors=strict_errors,
+                       timeout=timeout)
+        if res.hang:
+            state["last"] = (inputs, res)
+            raise _HangFound()
         if res.ref_error is not None and not errors:
             reject()
         if res.unsupported is not None:
@@ -306,7 +361,7 @@ def _check_conforms(op, impl, examples, seed, errors, strict_errors, check_dtype
 
     try:
         prop()
-    except _Mismatch:
+    except (_Mismatch, _HangFound):
         inputs, res = state["last"]
         raise ConformanceError(op, res.reasons[0], reproduction(op, inputs, res, impl_line), inputs, res) from None
     except Unsatisfiable:

@@ -147,7 +147,7 @@ def _quant_in(draw, magnitude=None):
 @st.composite
 def _dequant_in(draw):
     inp = draw(_quant_in(magnitude=6e4))  # within every float dtype (float16 included)
-    v = np.where(np.isfinite(inp["v"]), inp["v"], 0)  # NaN: no scale to draw codes from
+    v = np.where(np.isfinite(inp["v"]), inp["v"], np.zeros((), inp["v"].dtype))  # NaN: no scale to draw codes from
     q, scales = Q.quantize_groups(v, inp["bits"], inp["group"])
     return {"q": q, "scales": scales, "group": inp["group"]}
 

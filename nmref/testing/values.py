@@ -249,6 +249,12 @@ def sparse_array(shape, dtype, entries: dict) -> np.ndarray:
     return out.astype(dt)
 
 
+def _np_name(dt) -> str:
+    """The NumPy attribute that names ``dt`` in every supported NumPy: ``bool_`` (``np.bool`` is NumPy ≥ 2
+    only), ``float32`` for bfloat16 (rebuilt through ``.astype(ml_dtypes.bfloat16)``)."""
+    return {"bool": "bool_", "bfloat16": "float32"}.get(dt.name, dt.name)
+
+
 def source(v) -> str:
     """A Python expression (using ``np``, ``ml_dtypes``, ``Fraction`` and, for a large mostly-zero
     array, :func:`sparse_array`) that rebuilds ``v`` exactly."""
@@ -263,10 +269,10 @@ def source(v) -> str:
     if isinstance(v, np.ndarray):
         dt = v.dtype
         if v.size == 0:
-            body = f"np.zeros({v.shape}, dtype=np.float32)" if dt.name == "bfloat16" else f"np.zeros({v.shape}, dtype=np.{dt.name})"
+            body = f"np.zeros({v.shape}, dtype=np.{_np_name(dt)})"
         else:
             lst = v.astype(np.float64).tolist() if is_float_dtype(dt) else v.tolist()
-            body = f"np.array({_nested(lst)}, dtype=np.{'float32' if dt.name == 'bfloat16' else dt.name})"
+            body = f"np.array({_nested(lst)}, dtype=np.{_np_name(dt)})"
         return body + ".astype(ml_dtypes.bfloat16)" if dt.name == "bfloat16" else body
     if isinstance(v, Fraction):
         return f"Fraction({v.numerator}, {v.denominator})"

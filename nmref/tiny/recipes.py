@@ -324,7 +324,7 @@ def one_shot_prune(kind: str, params: dict, cfg, calib_tokens: list) -> tuple[di
     if kind == "magnitude":
         for nm in names:
             masks[nm] = nm_mask(params[nm], cfg.n, cfg.m)
-            out[nm] = np.where(masks[nm], params[nm], 0).astype(params[nm].dtype)
+            out[nm] = np.where(masks[nm], params[nm], np.zeros((), params[nm].dtype))
         return out, masks
     for l in range(cfg.n_layers):
         block = [nm for nm in names if nm.startswith(f"blocks.{l}.")]
@@ -338,7 +338,7 @@ def one_shot_prune(kind: str, params: dict, cfg, calib_tokens: list) -> tuple[di
             x = np.concatenate(xs[nm], axis=0)
             if kind == "wanda":
                 masks[nm] = nm_mask(params[nm], cfg.n, cfg.m, scores=wanda_scores(params[nm], x))
-                out[nm] = np.where(masks[nm], params[nm], 0).astype(params[nm].dtype)
+                out[nm] = np.where(masks[nm], params[nm], np.zeros((), params[nm].dtype))
             else:
                 out[nm], masks[nm] = sparsegpt_prune(params[nm], hessian_from_inputs(x), cfg.n, cfg.m,
                                                      blocksize=cfg.sparsegpt_blocksize, damp=cfg.sparsegpt_damp)
