@@ -547,7 +547,10 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and usage errors (argparse printed one line; 2)
+        return e.code if isinstance(e.code, int) else EXIT_OK
     json_errors = getattr(args, "json", False)
 
     def fail(message: str, code: int) -> int:
