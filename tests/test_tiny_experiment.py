@@ -359,3 +359,32 @@ def test_teal_study(reference_run):
         uni = [r["achieved"] for r in rows if r["model"] == m and r["method"] == "uniform"]
         assert all(b >= a for a, b in zip(uni, uni[1:])) and uni[-1] > 0.5
     assert (run / "teal" / "teal.md").is_file() and (run / "teal" / "teal.json").is_file()
+
+
+def test_exports_are_the_evaluated_models_and_pass_the_checker(reference_run, capsys):
+    """exports/<recipe>.safetensors: HF-style names; evaluating an export reproduces the recipe's
+    validation loss; check-checkpoint passes on every exactly-2:4 export with its defaults and fails on
+    the dense one; a training checkpoint is refused with a pointer to the exports (exit 2)."""
+    from safetensors import safe_open
+
+    from nmref.tiny.experiment import _load_data
+    from nmref.tiny.train import evaluate
+
+    run, res = reference_run
+    cfg = _cfg()
+    _, val, _ = _load_data(run)
+    for name, r in res["recipes"].items():
+        path = run / "exports" / f"{name}.safetensors"
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata()
+            names = json.loads(meta["names"])
+            params = {names[k]: f.get_tensor(k) for k in f.keys()}
+        assert "model.layers.0.self_attn.q_proj.weight" in names and meta["recipe"] == name
+        assert evaluate(params, {}, val, cfg) == pytest.approx(r["val_loss"], rel=1e-6), name
+        exact = name != "dense" and r["nm_sparse"] and not r["extra_params"]
+        assert cli_main(["check-checkpoint", str(path)]) == (0 if exact else 1), name
+        out = capsys.readouterr().out
+        assert ("that should be 2:4 are" in out) and (("are not" in out) != exact), (name, out)
+    assert cli_main(["check-checkpoint", str(run / "checkpoints" / "cast.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "training checkpoint" in err and str(run / "exports" / "cast.safetensors") in err

@@ -5,6 +5,8 @@ written to a run directory:
     data.safetensors     the token ids of both splits (+ tokenizer.json for BPE) and data.json
     metrics.jsonl        one JSON record per line: train loss per step, validation loss, flip rates, tokens/s
     checkpoints/<recipe>.safetensors   every stage's full state (atomic; ``--resume`` continues from them)
+    exports/<recipe>.safetensors       the evaluated model of every recipe, Hugging Face–style names
+                                       (``nmref.tiny.export``); exactly-n:m recipes pass ``nmref check-checkpoint``
     results.md / results.json          the table
     loss.png, flip_rate.png, perplexity.png   (when matplotlib is installed: ``pip install 'nmref[plot]'``)
 """
@@ -18,17 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import NMRefValueError
-from ..io import atomic_write, atomic_write_figure, atomic_write_json, atomic_write_text, safetensors_bytes
+from ..io import atomic_write, atomic_write_json, atomic_write_text, safetensors_bytes
 from ..masks import is_nm_sparse
 from . import model as M
 from .config import ExperimentConfig
 from .data import generate_text, load_text, markov_source, split_text, tokenize, train_batch
 from .int4 import int4_report, int4_table
+from .export import write_export
+from .plots import write_plots
 from .recipes import ONE_SHOT, get_recipe, one_shot_prune
 from .train import (StageState, check_checkpoint_meta, evaluate, export_weights, load_checkpoint,
                     run_stage, start_stage)
 
-__all__ = ["run_experiment", "prepare_data", "RunDirError"]
+__all__ = ["run_experiment", "prepare_data", "RunDirError", "write_plots"]
 
 # Retraining recipes share one batch stream (stage id 1): the same tokens in the same order.
 _STAGE_DENSE, _STAGE_RETRAIN, _STAGE_CALIB = 0, 1, 2
@@ -189,6 +193,8 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
                        on_step=on_step)
     dense = st.params
     results["recipes"]["dense"] = _summary(st, cfg, dense, val_tokens, info, n_lin, time.perf_counter() - t0, log)
+    pattern = f"{cfg.n}:{cfg.m}"
+    write_export(run / "exports" / "dense.safetensors", dense, {}, recipe="dense", pattern=pattern, nm_sparse=None)
 
     # 2. one-shot and retraining recipes, all from the dense model
     calib = [train_batch(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, _STAGE_CALIB, i)[0]
@@ -212,6 +218,8 @@ def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = Fals
         results["recipes"][recipe] = res
         exported[recipe] = (st.params, {nm: st.params[nm] for nm in M.linear_names(cfg)} if recipe in ONE_SHOT
                             else export_weights(st, cfg, dense))
+        write_export(run / "exports" / f"{recipe}.safetensors", *exported[recipe], recipe=recipe, pattern=pattern,
+                     nm_sparse=res["nm_sparse"])
     log.flush()
     results["int4"] = [int4_report(r, exported[r][1], exported[r][0], val_tokens, cfg, evaluate)
                        for r in _int4_recipes(results)]
@@ -299,58 +307,4 @@ def results_table(results: dict) -> str:
     return head + "\n\n" + "\n".join(lines) + tail
 
 
-def write_plots(run: Path, metrics: list, results: dict) -> bool:
-    """Loss curves per recipe, flip rate over time, perplexity by recipe. False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    recipes = list(results["recipes"])
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for r in recipes:
-        tr = [(m["step"], m["train_loss"]) for m in metrics if m.get("recipe") == r and "train_loss" in m]
-        va = [(m["step"], m["val_loss"]) for m in metrics if m.get("recipe") == r and "val_loss" in m]
-        if tr:
-            s, v = zip(*tr)
-            k = max(1, len(v) // 50)
-            sm = np.convolve(v, np.ones(k) / k, mode="valid")
-            ax[0].plot(s[k - 1:], sm, label=r)
-        if va:
-            s, v = zip(*va)
-            ax[1].plot(s, v, marker=".", label=r)
-    floor = results["data"].get("floor_nats_per_token")
-    if floor is not None:
-        ax[1].axhline(floor, color="k", ls="--", lw=1, label="entropy floor")
-    ax[0].set(title="training loss (KD recipes: α·KL + (1−α)·CE)", xlabel="step in stage", ylabel="nats/token")
-    ax[1].set(title="validation loss of the exported model", xlabel="step in stage", ylabel="nats/token")
-    ax[0].legend(fontsize=7)
-    ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write_figure(fig, run / "loss.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in recipes:
-        fl = [(m["step"], m["flip_rate"]) for m in metrics if m.get("recipe") == r and "flip_rate" in m]
-        if fl:
-            s, v = zip(*fl)
-            ax.plot(s, v, label=r)
-    ax.set(title="mask flip rate per refresh", xlabel="step", ylabel="flip rate", yscale="log")
-    if ax.get_lines():
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write_figure(fig, run / "flip_rate.png")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ppl = [results["recipes"][r]["val_ppl"] for r in recipes]
-    ax.bar(recipes, ppl, color=["#555"] + ["#4a7"] * (len(recipes) - 1))
-    if results["data"].get("floor_ppl"):
-        ax.axhline(results["data"]["floor_ppl"], color="k", ls="--", lw=1, label="entropy floor")
-        ax.legend()
-    ax.set(title="validation perplexity by recipe", ylabel="perplexity per token")
-    ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    atomic_write_figure(fig, run / "perplexity.png")
-    plt.close("all")
-    return True
 

@@ -55,6 +55,8 @@ def run_seeds(cfg, out_dir, k: int, *, resume: bool = False, progress: bool = Tr
     atomic_write_json(out / "seeds_results.json", agg)
     table = seeds_table(agg)
     atomic_write_text(out / "seeds.md", table + "\n")
+    from .plots import plot_seeds
+    plot_seeds(out / "seeds.png", agg)
     say(table)
     return agg
 

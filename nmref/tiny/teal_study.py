@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import NMRefValueError
+from .plots import plot_teal
 from ..activation import exact_threshold, greedy_block_allocation, sparsities_at
 from ..io import atomic_write_json, atomic_write_text
 from . import model as M
@@ -152,7 +153,7 @@ def run_teal_study(run_dir, *, levels=LEVELS, step: float = 0.05, say=print) -> 
               "rows": rows}
     atomic_write_json(out / "teal.json", result)
     atomic_write_text(out / "teal.md", teal_table(result) + "\n")
-    _plot(out / "teal.png", result)
+    plot_teal(out / "teal.png", result)
     say(teal_table(result))
     return result
 
@@ -172,24 +173,3 @@ def teal_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(path: Path, result: dict) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    from ..io import atomic_write_figure
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in dict.fromkeys(r["model"] for r in result["rows"]):
-        for method, style in (("uniform", "--"), ("greedy", "-")):
-            rs = [r for r in result["rows"] if r["model"] == m and r["method"] == method]
-            ax.plot([r["achieved"] for r in rs], [r["val_ppl"] for r in rs], style, marker="o", label=f"{m}, {method}")
-    ax.set_xlabel("activation sparsity (achieved on validation)")
-    ax.set_ylabel("validation perplexity")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write_figure(fig, path, dpi=120)
-    plt.close(fig)
-    return True
