@@ -123,13 +123,15 @@ def _cmd_experiment(args) -> int:
         out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         _out_dir(out)
     args.resume_hint = f"nmref experiment --resume {out}"
-    _set_threads(args)
+    _set_threads(args, out if args.resume is not None else None)
     try:
         if args.seeds > 1 or (args.resume is not None and (Path(args.resume) / "seeds.json").is_file()):
             from .tiny.seeds import run_seeds
-            run_seeds(cfg, out, args.seeds, resume=args.resume is not None, progress=not args.no_progress)
+            run_seeds(cfg, out, args.seeds, resume=args.resume is not None, progress=not args.no_progress,
+                      blas_threads=args.threads)
         else:
-            run_experiment(cfg, out, resume=args.resume is not None, progress=not args.no_progress)
+            run_experiment(cfg, out, resume=args.resume is not None, progress=not args.no_progress,
+                           blas_threads=args.threads)
     except TrainingDivergedError as e:
         print(f"nmref experiment: stopped: {e}", file=sys.stderr)
         return 3
@@ -219,7 +221,7 @@ def _cmd_golden(args) -> int:
     directory = Path(target)
     if not directory.is_dir() and re.fullmatch(r"v?\d+", target):
         if int(target.lstrip("v")) not in RELEASED:
-            raise NMRefValueError(f"{target!r} is neither a directory nor a released set (released: "
+            raise NMRefValueError(f"no released golden set {target!r} and no such directory (released: "
                                   f"{', '.join(f'v{v}' for v in RELEASED)})")
         directory = golden_dir(target)  # a released set shipped with nmref
     if not directory.is_dir():
@@ -526,16 +528,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _set_threads(args) -> None:
-    """Limit the BLAS thread pool (threadpoolctl) for this process: ``--threads``, default 1.
+def _set_threads(args, run_dir=None) -> None:
+    """Limit the BLAS thread pool (threadpoolctl) for this command: ``--threads``, default 1.
 
-    On a 2-core machine with one busy neighbour, a 2-thread OpenBLAS spins against it (3.6× slower in
-    benchmarks/bench_tiny.py) while one thread loses ~10% (docs/benchmarks.md)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    args.thread_limit = threadpool_limits(limits=args.threads or 1, user_api="blas")
+    On a 2-core machine with one busy neighbour, a 2-thread OpenBLAS spins against it while one thread
+    loses little (benchmarks/bench_threads.py, docs/benchmarks.md). The count also fixes the order of
+    BLAS sums, so a run records it (``RUN/blas.json``) and ``--resume`` uses the recorded count unless
+    ``--threads`` says otherwise: resumed runs stay bit-identical."""
+    from threadpoolctl import threadpool_limits
+    threads = args.threads
+    if run_dir is not None:
+        rec = Path(run_dir) / "blas.json"
+        if threads is None and rec.is_file():
+            threads = int(json.loads(rec.read_text()).get("threads", 1))
+        elif threads is not None and rec.is_file() and int(json.loads(rec.read_text()).get("threads", 1)) != threads:
+            print(f"nmref: warning: the run was started with {json.loads(rec.read_text())['threads']} BLAS thread(s); "
+                  f"--threads {threads} changes the order of its sums (the resumed run is not bit-identical)",
+                  file=sys.stderr)
+    args.threads = threads or 1
+    args.thread_limit = threadpool_limits(limits=args.threads, user_api="blas")
 
 
 def _one_line(e: BaseException) -> str:
@@ -580,6 +591,10 @@ def main(argv=None) -> int:
             raise
         return fail(f"internal error: {type(e).__name__}: {_one_line(e)} (a bug in nmref; rerun with --debug for "
                     "the traceback)", EXIT_INTERNAL)
+    finally:
+        limit = getattr(args, "thread_limit", None)
+        if limit is not None:  # main() may be called in-process (tests, scripts): leave BLAS as it was
+            limit.restore_original_limits()
 
 
 if __name__ == "__main__":

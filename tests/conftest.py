@@ -14,3 +14,10 @@ if settings is not None:
     settings.load_profile(os.environ.get("NMREF_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
 
 pytest_plugins = ["pytester"]
+
+try:  # the CLI runs BLAS on one thread by default; in-process runs of the tests do the same, so that a run
+    # started in a subprocess through the CLI and one started here sum in the same order (bit-identical)
+    from threadpoolctl import threadpool_limits
+    _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+except ImportError:  # the GPU machine may lack threadpoolctl
+    pass

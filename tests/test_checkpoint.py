@@ -89,7 +89,7 @@ def test_cli_exit_codes_and_json(files, capsys):
     ("npz_garbage", "not a readable .npz"),
     ("npz_pickle", "no pickles"),
     ("suffix", "expected a .safetensors or .npz"),
-    ("missing", "is not a file"),
+    ("missing", "does not exist"),
 ])
 def test_malformed_files_are_clear_errors(tmp_path, files, damage, message, capsys):
     st = files[0]

@@ -145,12 +145,16 @@ def _check_checkpoints(run: Path, cfg) -> None:
 
 
 def run_experiment(cfg: ExperimentConfig | None, out_dir, *, resume: bool = False, progress: bool = True,
-                   on_step=None, say=print) -> dict:
-    """Run (or resume) every recipe of ``cfg``; return the results dict (also written to the run dir)."""
+                   on_step=None, say=print, blas_threads: int | None = None) -> dict:
+    """Run (or resume) every recipe of ``cfg``; return the results dict (also written to the run dir).
+    ``blas_threads``: the BLAS thread count the caller set, recorded in ``RUN/blas.json`` (a resumed run
+    is bit-identical only with the same count; ``nmref experiment --resume`` reads it back)."""
     run = Path(out_dir)
     if cfg is not None and cfg.text is not None:  # fail before anything is written
         load_text(cfg.text)
     cfg = _open_run(cfg, run, resume)
+    if blas_threads is not None and not (run / "blas.json").is_file():
+        atomic_write_json(run / "blas.json", {"threads": int(blas_threads)})
     if cfg.text is not None and not (run / "data.safetensors").is_file():
         load_text(cfg.text)
     ckdir = run / "checkpoints"

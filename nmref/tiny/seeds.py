@@ -25,7 +25,8 @@ from ..io import atomic_write_json, atomic_write_text
 __all__ = ["run_seeds", "aggregate", "seeds_table"]
 
 
-def run_seeds(cfg, out_dir, k: int, *, resume: bool = False, progress: bool = True, say=print) -> dict:
+def run_seeds(cfg, out_dir, k: int, *, resume: bool = False, progress: bool = True, say=print,
+              blas_threads: int | None = None) -> dict:
     """Run ``k`` seeds of ``cfg`` (``cfg`` None with ``resume``: the config saved in ``out_dir``)."""
     from .config import ExperimentConfig
     from .experiment import run_experiment
@@ -43,6 +44,8 @@ def run_seeds(cfg, out_dir, k: int, *, resume: bool = False, progress: bool = Tr
             raise NMRefValueError(f"run directory {str(out)!r} exists and is not empty; use --resume to continue it")
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(meta_path, {"config": cfg.to_dict(), "seeds": k})
+        if blas_threads is not None:
+            atomic_write_json(out / "blas.json", {"threads": int(blas_threads)})
     results = []
     for i in range(k):
         seed = cfg.seed + i
@@ -50,7 +53,7 @@ def run_seeds(cfg, out_dir, k: int, *, resume: bool = False, progress: bool = Tr
         say(f"seed {seed} ({i + 1} of {k}): {run}")
         again = resume and (run / "config.json").is_file()
         c = None if again else ExperimentConfig(**{**cfg.to_dict(), "recipes": cfg.recipes, "seed": seed})
-        results.append(run_experiment(c, run, resume=again, progress=progress, say=say))
+        results.append(run_experiment(c, run, resume=again, progress=progress, say=say, blas_threads=blas_threads))
     agg = aggregate(results)
     atomic_write_json(out / "seeds_results.json", agg)
     table = seeds_table(agg)
