@@ -17,6 +17,7 @@ pytest_plugins = ["pytester"]
 
 try:  # the CLI runs BLAS on one thread by default; in-process runs of the tests do the same, so that a run
     # started in a subprocess through the CLI and one started here sum in the same order (bit-identical)
+    import numpy  # noqa: F401 - threadpoolctl limits the libraries already loaded: load OpenBLAS first
     from threadpoolctl import threadpool_limits
     _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 except ImportError:  # the GPU machine may lack threadpoolctl

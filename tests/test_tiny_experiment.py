@@ -108,6 +108,7 @@ def test_resume_after_sigkill_is_bit_identical(reference_run, tmp_path):
     run, _ = reference_run
     code = (
         "import os, signal, sys\n"
+        "import numpy\n"
         "from threadpoolctl import threadpool_limits\n"
         "threadpool_limits(limits=1, user_api='blas')  # as the CLI and the tests' own process\n"
         "from nmref.tiny import load_config, run_experiment\n"

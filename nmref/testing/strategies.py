@@ -124,20 +124,20 @@ def scalars(draw, dtype, *, base=(0.5, 0.0, 1.0), anchors=None, minimum: float =
     Shrinks to ``base[0]``; otherwise one of ``base``, ±0.0, the dtype's largest and smallest finite
     magnitudes (±Inf with ``infinity``), or a value **strictly between two neighbours** ``a⁻ < a`` of
     the dtype — halfway (a tie under round-to-nearest) or a quarter from either end — where ``a`` is one
-    of ``anchors`` (e.g. the array's magnitudes; default any finite value of the dtype). Such a
+    of ``anchors`` (e.g. the array's magnitudes; default the ``base`` values) or any finite value. Such a
     value keeps ``a`` under the exact comparison ``a > t`` and drops it once ``t`` is rounded to the
     dtype. Float64 arrays get ``a`` itself (no float64 lies between two float64 neighbours)."""
     dt = dtype_of(dtype)
     name = dt.name
     specials = [v for v in _specials(dt, infinity) if minimum <= v <= maximum]
-    kind = draw(st.integers(0, 3))
-    if kind == 0 or (kind == 1 and not specials):
+    kind = draw(st.integers(0, 7))  # half the draws the usual values (an op's typical use), an eighth specials
+    if kind <= 3 or (kind == 4 and not specials):
         v = draw(st.sampled_from(list(base)))
-    elif kind == 1:
+    elif kind == 4:
         v = draw(st.sampled_from(specials))
     else:
-        finite = [float(a) for a in np.asarray(anchors if anchors is not None else [], dtype=np.float64).ravel()
-                   if np.isfinite(a)]
+        finite = [float(a) for a in np.asarray(list(anchors) if anchors is not None else list(base),
+                                               dtype=np.float64).ravel() if np.isfinite(a)]
         if finite and draw(st.booleans()):
             a = draw(st.sampled_from(finite))
         else:
