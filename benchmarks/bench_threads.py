@@ -49,6 +49,7 @@ def main():
     lib = f"{blas[0].get('internal_api')} {blas[0].get('version')}" if blas else "no BLAS found"
     rows = ["| preset | BLAS threads | quiet step (ms) | beside one busy process (ms) | busy / quiet |",
             "|---|---:|---:|---:|---:|"]
+    seen = {}
     for preset, vocab in (("tiny", 384), ("small", 768)):
         cfg, step = step_fn(preset, vocab)
         for threads in sorted({cores, 1}, reverse=True):
@@ -60,11 +61,18 @@ def main():
                 finally:
                     nb.kill()
                     nb.wait()
+            seen[(preset, threads)] = (quiet, busy)
             label = "before (all cores)" if threads == cores and cores > 1 else "after (CLI default)"
             rows.append(f"| {preset} (d={cfg.d_model}, L={cfg.n_layers}) | {threads} — {label} | {quiet * 1e3:.1f} "
                         f"| {busy * 1e3:.1f} | {busy / quiet:.2f} |")
             print(rows[-1], flush=True)
-    body = "\n".join(rows) + (f"\n\n{cores} cores, {lib}, float32. The neighbour is a second process spinning on one "
+    summary = ""
+    if cores > 1:
+        (q2, b2), (q1, b1) = seen[("small", cores)], seen[("small", 1)]
+        summary = (f" On the `small` preset one thread costs {100 * (q1 / q2 - 1):.0f}% on a quiet machine and "
+                   f"{100 * (b1 / q1 - 1):.0f}% beside the busy process, where {cores} threads cost "
+                   f"{b2 / q2:.1f}×.")
+    body = "\n".join(rows) + (f"\n\n{cores} cores, {lib}, float32.{summary} The neighbour is a second process spinning on one "
                               "core. `nmref experiment`, `teal-study` and `report` run with 1 BLAS thread by default "
                               "(`--threads N` overrides): a thread that has to share its core with the neighbour "
                               "stalls every OpenBLAS call that waits for it.")
