@@ -147,11 +147,11 @@ def _cmd_teal_study(args) -> int:
     run = args.run
     if run is not None and not (Path(run) / "results.json").is_file():
         raise NMRefValueError(f"RUN {run!r} is not a finished nmref experiment run directory (no results.json)")
-    _set_threads(args)
+    _set_threads(args, run)  # the run's own BLAS thread count: sparsity 0 reproduces its losses exactly
     if run is None:  # train the dense model (and a 2:4 one) first
         run = f"runs/teal-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg = load_config(args.preset, None, {"recipes": ["dense", "magnitude", "fixed_mask"]})
-        run_experiment(cfg, run, progress=not args.no_progress)
+        run_experiment(cfg, run, progress=not args.no_progress, blas_threads=args.threads)
     run_teal_study(run, step=args.step)
     return 0
 
@@ -328,7 +328,11 @@ def _cmd_conform(args) -> int:
     for op in ops:
         get_op(op)
     failed = False
-    for op in ops:
+    progress = sys.stderr.isatty()  # a terminal sees which operation runs; logs and pipes get the verdicts only
+    for i, op in enumerate(ops, 1):
+        if progress:
+            print(f"conform: [{i}/{len(ops)}] {op}: drawing up to {args.examples} examples…", file=sys.stderr,
+                  flush=True)
         fn = resolve_impl(obj, op)
         if fn is None:
             if args.op != ["all"]:
