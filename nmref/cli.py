@@ -547,7 +547,7 @@ def _set_threads(args, run_dir=None) -> None:
             threads = int(json.loads(rec.read_text()).get("threads", 1))
         elif threads is not None and rec.is_file() and int(json.loads(rec.read_text()).get("threads", 1)) != threads:
             print(f"nmref: warning: the run was started with {json.loads(rec.read_text())['threads']} BLAS thread(s); "
-                  f"--threads {threads} changes the order of its sums (the resumed run is not bit-identical)",
+                  f"--threads {threads} changes the order of its sums (results differ from the run's in the last bits)",
                   file=sys.stderr)
     args.threads = threads or 1
     args.thread_limit = threadpool_limits(limits=args.threads, user_api="blas")
