@@ -57,3 +57,27 @@ def write_section(name: str, body: str, command: str) -> None:
     pat = re.compile(rf"<!-- bench:{re.escape(name)}:start -->.*?<!-- bench:{re.escape(name)}:end -->", re.S)
     text = pat.sub(lambda _: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write_text(DOC, text)
+
+
+def tiny_training_step(preset: str, vocab: int):
+    """One nmref training step (forward, backward, AdamW on every parameter) of the tiny transformer of
+    ``preset``: ``(cfg, params, tokens, targets, step)``, ``step()`` advancing the parameters in place."""
+    import numpy as np
+
+    from nmref import AdamHyper, adamw_step, init_adam_state
+    from nmref.tiny import load_config
+    from nmref.tiny import model as M
+
+    cfg = load_config(preset)
+    rng = np.random.default_rng(0)
+    p = M.init_params(cfg, vocab, rng)
+    tok = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
+    tgt = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
+    hyper = AdamHyper(lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=0.0)
+    state = {"p": dict(p), "s": {k: init_adam_state(v) for k, v in p.items()}}
+
+    def step():
+        _, g, _ = M.loss_and_grads(state["p"], tok, tgt, cfg)
+        for k in state["p"]:
+            state["p"][k], state["s"][k] = adamw_step(state["p"][k], g[k], state["s"][k], hyper)
+    return cfg, p, tok, tgt, step

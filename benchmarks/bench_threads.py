@@ -13,30 +13,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from _common import median_time, write_section
-
-from nmref import AdamHyper, adamw_step, init_adam_state
-from nmref.tiny import load_config
-from nmref.tiny import model as M
-
-
-def step_fn(preset: str, vocab: int):
-    cfg = load_config(preset)
-    rng = np.random.default_rng(0)
-    p = M.init_params(cfg, vocab, rng)
-    tok = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
-    tgt = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
-    hyper = AdamHyper(lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=0.0)
-    state = {"p": dict(p), "s": {k: init_adam_state(v) for k, v in p.items()}}
-
-    def step():
-        _, g, _ = M.loss_and_grads(state["p"], tok, tgt, cfg)
-        for k in state["p"]:
-            state["p"][k], state["s"][k] = adamw_step(state["p"][k], g[k], state["s"][k], hyper)
-    return cfg, step
+from _common import median_time, tiny_training_step, write_section
 
 
 def busy_neighbour() -> subprocess.Popen:
@@ -51,7 +30,7 @@ def main():
             "|---|---:|---:|---:|---:|"]
     seen = {}
     for preset, vocab in (("tiny", 384), ("small", 768)):
-        cfg, step = step_fn(preset, vocab)
+        cfg, _, _, _, step = tiny_training_step(preset, vocab)
         for threads in sorted({cores, 1}, reverse=True):
             with threadpool_limits(limits=threads, user_api="blas"):
                 quiet = median_time(step, repeat=9, warmup=2)

@@ -11,32 +11,18 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from _common import median_time, write_section
+from _common import median_time, tiny_training_step, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import torch  # noqa: E402
 
 import peer_torch_tiny as P  # noqa: E402
-from nmref import AdamHyper, adamw_step, init_adam_state  # noqa: E402
-from nmref.tiny import load_config  # noqa: E402
 from nmref.tiny import model as M  # noqa: E402
 
 
 def bench(preset: str, vocab: int):
-    cfg = load_config(preset)
-    rng = np.random.default_rng(0)
-    p = M.init_params(cfg, vocab, rng)
-    tok = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
-    tgt = rng.integers(0, vocab, (cfg.batch_size, cfg.seq_len))
-    hyper = AdamHyper(lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=0.0)
-    state = {"p": dict(p), "s": {k: init_adam_state(v) for k, v in p.items()}}
-
-    def nm_step():
-        _, g, _ = M.loss_and_grads(state["p"], tok, tgt, cfg)
-        for k in state["p"]:
-            state["p"][k], state["s"][k] = adamw_step(state["p"][k], g[k], state["s"][k], hyper)
+    cfg, p, tok, tgt, nm_step = tiny_training_step(preset, vocab)
 
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
     opt = torch.optim.AdamW(list(tp.values()), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0)

@@ -25,30 +25,27 @@ EXIT_CODES = ("exit codes: 0 success / conforms; 1 the checked thing differs or 
               "4 internal error (a bug in nmref: please report it with --debug's traceback); 130 interrupted")
 
 
-def _positive(name: str):
-    """argparse type: an integer >= 1 (a 0 or negative count is a usage error, never a hang)."""
-    def parse(text: str) -> int:
+def _number(name: str, cast, ok, expected: str):
+    """An argparse type: ``cast(text)`` for which ``ok`` holds, else a usage error naming the option."""
+    def parse(text: str):
         try:
-            v = int(text)
+            v = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {v}")
+            raise argparse.ArgumentTypeError(f"{name} must be {expected}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{name} must be {expected}, got {v}")
         return v
     return parse
+
+
+def _positive(name: str):
+    """An integer >= 1 (a 0 or negative count is a usage error, never a hang)."""
+    return _number(name, int, lambda v: v >= 1, "an integer >= 1")
 
 
 def _fraction(name: str):
-    """argparse type: a float in (0, 1]."""
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number in (0, 1], got {text!r}") from None
-        if not 0 < v <= 1:
-            raise argparse.ArgumentTypeError(f"{name} must lie in (0, 1], got {v}")
-        return v
-    return parse
+    """A number in (0, 1]."""
+    return _number(name, float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def _out_file(path: str, option: str = "--out") -> Path:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from helpers import SWEEP_GRID
+
 from nmref.cli import EXIT_CODES, main as cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +80,8 @@ CASES = [  # (argv, substring of the one-line message)
     (["experiment", "--text", "missing.txt"], "missing.txt"),
     (["experiment", "--resume", "a_dir", "--seeds", "2"], "--resume"),
     (["teal-study", "a_dir"], "not a finished nmref experiment run"),
-    (["teal-study", "--step", "0"], "--step must lie in (0, 1]"),
-    (["teal-study", "--step", "1.5"], "--step must lie in (0, 1]"),
+    (["teal-study", "--step", "0"], "--step must be a number in (0, 1]"),
+    (["teal-study", "--step", "1.5"], "--step must be a number in (0, 1]"),
     (["report", "--layers", "-1"], "--layers must be an integer >= 1"),
     (["report", "--layers", "0"], "--layers must be an integer >= 1"),
     (["report", "--out", "a_dir"], "is a directory"),
@@ -201,17 +203,6 @@ def test_ctrl_c_in_experiment_then_resume_is_bit_identical(tmp_path):
             assert a[k].tobytes() == b[k].tobytes(), (f.name, k)
 
 
-GRID = """
-[base]
-preset = "test"
-retrain_fraction = 0.25
-[grid]
-d_model = [16, 32]
-tokens = [3200]
-pattern = ["dense", "2:4"]
-recipe = ["fixed_mask"]
-seed = [0]
-"""
 
 
 def test_ctrl_c_in_sweep_then_rerun_completes_the_same(tmp_path):
@@ -220,7 +211,7 @@ def test_ctrl_c_in_sweep_then_rerun_completes_the_same(tmp_path):
 
     from nmref.sweep import grid_points, load_grid, run_point
     grid = tmp_path / "grid.toml"
-    grid.write_text(GRID)
+    grid.write_text(SWEEP_GRID)
     out = tmp_path / "sweep"
     code, err = _sigint_after(["sweep", str(grid), "--out", str(out), "--workers", "1"], tmp_path,
                               lambda: any((out / "points").glob("*/results.json")))

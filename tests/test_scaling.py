@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from helpers import SWEEP_GRID
+
 from nmref import NMRefValueError
 from nmref.cli import main as cli
 from nmref.scaling import fit_scaling_law, law, predict
@@ -77,17 +79,6 @@ def test_cli_fit_with_holdout(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------ the sweep
-GRID = """
-[base]
-preset = "test"
-retrain_fraction = 0.25
-[grid]
-d_model = [16, 32]
-tokens = [3200]
-pattern = ["dense", "2:4"]
-recipe = ["fixed_mask"]
-seed = [0]
-"""
 
 
 def test_sweep_survives_a_killed_worker(tmp_path):
@@ -97,7 +88,7 @@ def test_sweep_survives_a_killed_worker(tmp_path):
     pytest.importorskip("dask.distributed")
     from nmref.sweep import grid_points, load_grid, run_point, run_sweep
     grid = tmp_path / "grid.toml"
-    grid.write_text(GRID)
+    grid.write_text(SWEEP_GRID)
     points = grid_points(load_grid(grid))
     assert len(points) == 4
     ref = run_sweep(grid, tmp_path / "ref", workers=2, say=lambda *a: None)  # uninterrupted
