@@ -9,6 +9,8 @@
   property tests.
 * :func:`run_case` — one given input; :func:`reference` — the reference under the adapter contract.
 * The pytest plugin (:mod:`nmref.testing.plugin`) gives a ``nmref_conform`` fixture.
+* :mod:`nmref.testing.adapters` — a PyTorch or JAX callable under the NumPy contract in one line
+  (``torch_adapter(fn)``, bfloat16 included); imported on demand, never by ``import nmref``.
 
 See ``docs/conformance.md`` for the contract and a walk-through.
 """
