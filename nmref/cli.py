@@ -231,6 +231,8 @@ def _cmd_golden(args) -> int:
     if args.impl:
         from .testing import load_impl
         impl = load_impl(args.impl)
+    if args.show is not None and impl is None:
+        raise NMRefValueError("--show CASE goes with --impl (nmref's own results print one line per case)")
     results = verify_golden(directory, impl=impl)
     print(f"golden set {directory}" + (f", implementation {args.impl}" if args.impl else ", this nmref"))
     bad = [(n, r) for n, r in results if r not in (None, "not implemented", "unsupported")]
@@ -240,11 +242,12 @@ def _cmd_golden(args) -> int:
             print(f"{name:<{width}}  {'ok' if reason is None else 'FAIL: ' + reason}")
         print(f"{sum(r is None for _, r in results)}/{len(results)} cases match")
         return 1 if bad else 0
-    return _golden_by_op(directory, results, args.impl)
+    return _golden_by_op(directory, results, args.impl, show=args.show)
 
 
-def _golden_by_op(directory, results, target) -> int:
-    """Per operation: ok (cases), the first failing case with its reproduction, or not implemented."""
+def _golden_by_op(directory, results, target, show=None) -> int:
+    """One line per operation: ok (cases), the failing cases with the first one's reason and name, or not
+    implemented; ``show``: the reproduction of that one case in full."""
     import json
 
     from .golden import load_case
@@ -253,6 +256,8 @@ def _golden_by_op(directory, results, target) -> int:
     manifest = json.loads((directory / "manifest.json").read_text())
     op_of = {e["name"]: e["op"] for e in manifest["cases"]}
     entry_of = {e["name"]: e for e in manifest["cases"]}
+    if show is not None and show not in entry_of:
+        raise NMRefValueError(f"--show {show!r}: no such case in {directory} (the FAIL lines name the cases)")
     by_op: dict = {}
     for name, reason in results:
         if name == "(set)":
@@ -262,34 +267,43 @@ def _golden_by_op(directory, results, target) -> int:
     failed = any(n == "(set)" for n, _ in results)
     width = max(len(o) for o in by_op)
     counts = {"ok": 0, "failed": 0, "not implemented": 0}
+    first_failure = None
     for op, cases in by_op.items():
         if all(r == "not implemented" for _, r in cases):
             print(f"{op:<{width}}  not implemented")
             counts["not implemented"] += 1
             continue
-        first = next(((n, r) for n, r in cases if r not in (None, "unsupported")), None)
-        if first is None:
-            skipped = sum(r == "unsupported" for _, r in cases)
+        bad = [(n, r) for n, r in cases if r not in (None, "unsupported")]
+        skipped = sum(r == "unsupported" for _, r in cases)
+        if not bad:
             print(f"{op:<{width}}  ok ({len(cases) - skipped} cases" + (f", {skipped} outside its domain)" if skipped else ")"))
             counts["ok"] += 1
             continue
         failed = True
         counts["failed"] += 1
-        name, reason = first
-        print(f"{op:<{width}}  FAIL in case {name}: {reason}")
+        name, reason = bad[0]
+        first_failure = first_failure or name
+        reason = reason if len(reason) <= 160 else reason[:160] + " …"
+        print(f"{op:<{width}}  FAIL in {len(bad)} of {len(cases)} cases; first {name}: {reason}")
+    print(f"{counts['ok']} operations pass, {counts['failed']} fail, {counts['not implemented']} not implemented")
+    if first_failure and show is None:
+        print(f"the reproduction of a case: nmref golden verify {directory} --impl {target} --show {first_failure}")
+    if show is not None:
+        op = op_of[show]
         try:
-            inputs, want = load_case(directory, entry_of[name])
+            inputs, want = load_case(directory, entry_of[show])
             spec, fn = get_op(op), resolve_impl(load_impl(target), op)
             a, k = spec.call_args(dict(inputs))
             try:
                 got, err = spec.outputs_of(fn(*a, **k)), None
             except Exception as e:  # noqa: BLE001
                 got, err = None, e
-            res = CaseResult(want=want, got=got, impl_error=err, reasons=[reason])
-            print("    " + reproduction(op, inputs, res, _impl_line(target, op)).replace("\n", "\n    "))
+            reason = dict(results).get(show)
+            res = CaseResult(want=want, got=got, impl_error=err, reasons=[reason] if reason else [])
+            print(f"\ncase {show} ({op}), {directory / 'cases' / (show + '.npz')}:\n")
+            print(reproduction(op, inputs, res, _impl_line(target, op)))
         except Exception as e:  # noqa: BLE001 - the verdict stands without a reproduction
-            print(f"    (no reproduction: {type(e).__name__}: {e})")
-    print(f"{counts['ok']} operations pass, {counts['failed']} fail, {counts['not implemented']} not implemented")
+            print(f"(no reproduction: {type(e).__name__}: {e})")
     return 1 if failed else 0
 
 
@@ -488,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "nmref (v1, v2, v3; default: the newest)")
     g.add_argument("--impl", default=None, metavar="MODULE:OBJECT", help="verify this implementation instead of "
                    "nmref: a module or object with one attribute per operation (version 2 and later)")
+    g.add_argument("--show", default=None, metavar="CASE", help="with --impl: print the reproduction of this case "
+                   "(copy-paste Python); without it, verify prints one line per operation")
     g.add_argument("--version", type=_positive("--version"), default=None, help="version number recorded by write "
                    "(default: the next unreleased version)")
     g.set_defaults(func=_cmd_golden)
