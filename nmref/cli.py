@@ -48,29 +48,9 @@ def _fraction(name: str):
     return _number(name, float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
-def _out_file(path: str, option: str = "--out") -> Path:
-    """An output file path: not an existing directory, its parent a writable directory (checked before work)."""
+def _writable_from(p: Path, path: str, option: str) -> None:
+    """The nearest existing ancestor of ``p`` (or ``p`` itself) must be a writable directory."""
     import os
-    p = Path(path)
-    if p.is_dir():
-        raise NMRefValueError(f"{option} {path!r} is a directory; expected a file path")
-    parent = p.parent if str(p.parent) else Path(".")
-    probe = parent
-    while not probe.exists():  # the nearest existing ancestor must be a writable directory
-        probe = probe.parent
-    if not probe.is_dir():
-        raise NMRefValueError(f"{option} {path!r}: {str(probe)!r} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise NMRefValueError(f"{option} {path!r}: directory {str(probe)!r} is not writable")
-    return p
-
-
-def _out_dir(path: str, option: str = "--out") -> Path:
-    """An output directory: not an existing file, and creatable/writable (checked before work)."""
-    import os
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise NMRefValueError(f"{option} {path!r} is a file; expected a directory")
     probe = p
     while not probe.exists():
         probe = probe.parent
@@ -78,6 +58,23 @@ def _out_dir(path: str, option: str = "--out") -> Path:
         raise NMRefValueError(f"{option} {path!r}: {str(probe)!r} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise NMRefValueError(f"{option} {path!r}: directory {str(probe)!r} is not writable")
+
+
+def _out_file(path: str, option: str = "--out") -> Path:
+    """An output file path: not an existing directory, in a writable directory (checked before work)."""
+    p = Path(path)
+    if p.is_dir():
+        raise NMRefValueError(f"{option} {path!r} is a directory; expected a file path")
+    _writable_from(p.parent if str(p.parent) else Path("."), path, option)
+    return p
+
+
+def _out_dir(path: str, option: str = "--out") -> Path:
+    """An output directory: not an existing file, and creatable/writable (checked before work)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise NMRefValueError(f"{option} {path!r} is a file; expected a directory")
+    _writable_from(p, path, option)
     return p
 
 
