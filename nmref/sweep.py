@@ -186,7 +186,7 @@ def run_sweep(grid_file, out_dir, *, scheduler: str | None = None, workers: int 
         n = workers or os.cpu_count() or 1
         import logging
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL, preload=["nmref._dask_worker"])
         client = Client(cluster)
     try:
         from dask.distributed import as_completed

@@ -174,14 +174,15 @@ def test_result_files_are_readable_by_others(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ Ctrl-C
 def _sigint_after(cmd, cwd, ready, timeout=120):
-    """Start ``nmref CMD``, send SIGINT once ``ready()`` is true, return (exit code, stderr)."""
+    """Start ``nmref CMD`` in its own process group, send SIGINT to the whole group once ``ready()`` is
+    true (as a terminal's Ctrl-C does: Dask's worker processes get it too), return (exit code, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "nmref.cli", *cmd], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + timeout
     while not ready() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the command finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
 
@@ -217,6 +218,7 @@ def test_ctrl_c_in_sweep_then_rerun_completes_the_same(tmp_path):
                               lambda: any((out / "points").glob("*/results.json")))
     assert code == 130, err
     assert "Traceback" not in err and "interrupted; resume with: nmref sweep" in err
+    assert err.count("\n") == 1, err  # the workers stay silent: one line in all
     assert cli(["sweep", str(grid), "--out", str(out), "--workers", "1"]) == 0
     rows = {r.split(",")[0]: r for r in (out / "results.csv").read_text().splitlines()[1:]}
     with threadpool_limits(limits=1, user_api="blas"):  # Dask's workers are single-threaded
