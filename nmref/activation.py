@@ -253,6 +253,23 @@ def _acc_dtype(*arrs):
     return np.float64 if any(a.dtype == np.float64 for a in arrs) else np.float32
 
 
+def _gemv_kept(x, w, mask, t):
+    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ`` per token, reading only its kept inputs' columns (an Inf in a
+    dropped column stays unread) and, with a ``mask``, only the weights ``M`` keeps (a pruned weight is
+    absent: never multiplied). ``mask=None``: every weight."""
+    acc = _acc_dtype(x, w)
+    x2 = tokens_2d(x)
+    y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
+    for b in range(x2.shape[0]):
+        keep = _kept(np.abs(x2[b]), t)
+        if mask is None:
+            y[b] = w[:, keep].astype(acc) @ x2[b, keep].astype(acc)
+        else:
+            prod = w[:, keep].astype(acc) * x2[b, keep].astype(acc)
+            y[b] = np.where(mask[:, keep], prod, acc(0)).sum(axis=1)
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+
 def _check_gemv(x, w):
     x = as_float_array("x", x)
     w = as_float_array("w", w)
@@ -275,14 +292,7 @@ def gemv_input_sparse(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
     as in :func:`sparsify`: it makes every output of its row NaN.
     """
     x, w = _check_gemv(x, w)
-    t = _check_t(t)
-    acc = _acc_dtype(x, w)
-    x2 = tokens_2d(x)
-    y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
-    for b in range(x2.shape[0]):  # per token: only its kept columns are read (an Inf in a dropped column stays unread)
-        keep = _kept(np.abs(x2[b]), t)
-        y[b] = w[:, keep].astype(acc) @ x2[b, keep].astype(acc)
-    return y.reshape(x.shape[:-1] + (w.shape[0],))
+    return _gemv_kept(x, w, None, _check_t(t))
 
 
 def gemv_input_sparse_batched(x: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
@@ -317,18 +327,6 @@ def gemv_output_sparse(x: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarra
     return y
 
 
-def _gemv_masked(x, w, mask, t):
-    """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ`` reading only the kept inputs and the weights ``M`` keeps."""
-    acc = _acc_dtype(x, w)
-    x2 = tokens_2d(x)
-    y = np.empty((x2.shape[0], w.shape[0]), dtype=acc)
-    for b in range(x2.shape[0]):
-        keep = _kept(np.abs(x2[b]), t)
-        prod = w[:, keep].astype(acc) * x2[b, keep].astype(acc)
-        y[b] = np.where(mask[:, keep], prod, acc(0)).sum(axis=1)  # a pruned weight is never read
-    return y.reshape(x.shape[:-1] + (w.shape[0],))
-
-
 def gemv_input_sparse_24(x: np.ndarray, w: np.ndarray, mask: np.ndarray, t: float) -> np.ndarray:
     """``y = (x ⊙ 1[|x| > t]) (W ⊙ M)ᵀ``: activation sparsity on a 2:4 (or any masked) weight.
 
@@ -339,7 +337,7 @@ def gemv_input_sparse_24(x: np.ndarray, w: np.ndarray, mask: np.ndarray, t: floa
     x, w = _check_gemv(x, w)
     mask = as_bool_array("mask", mask)
     check_shape("mask", mask, w.shape)
-    return _gemv_masked(x, w, mask, _check_t(t))
+    return _gemv_kept(x, w, mask, _check_t(t))
 
 
 def gemv_input_sparse_24_packed_t(x: np.ndarray, values_t: np.ndarray, meta_t: np.ndarray, t: float) -> np.ndarray:
@@ -355,4 +353,4 @@ def gemv_input_sparse_24_packed_t(x: np.ndarray, values_t: np.ndarray, meta_t: n
     w = decompress_24_packed_t(values_t, meta_t)
     stored = decompress_24_packed_t(np.ones(np.shape(values_t), np.float32), meta_t) != 0
     x, w = _check_gemv(x, w)
-    return _gemv_masked(x, w, stored, _check_t(t))
+    return _gemv_kept(x, w, stored, _check_t(t))

@@ -88,7 +88,7 @@ def _cmd_report(args) -> int:
     print(text)
     if args.out:
         atomic_write_text(args.out, text + "\n")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_DIFFERS
 
 
 def _cmd_experiment(args) -> int:
@@ -128,8 +128,8 @@ def _cmd_experiment(args) -> int:
                            blas_threads=args.threads)
     except TrainingDivergedError as e:
         print(f"nmref experiment: stopped: {e}", file=sys.stderr)
-        return 3
-    return 0
+        return EXIT_DIVERGED
+    return EXIT_OK
 
 
 def _cmd_teal_study(args) -> int:
@@ -139,8 +139,6 @@ def _cmd_teal_study(args) -> int:
     from .tiny.teal_study import run_teal_study
 
     run = args.run
-    if run is not None and not (Path(run) / "results.json").is_file():
-        raise NMRefValueError(f"RUN {run!r} is not a finished nmref experiment run directory (no results.json)")
     _set_threads(args, run)  # the run's own BLAS thread count: sparsity 0 reproduces its losses exactly
     if run is None:  # train the dense model (and a 2:4 one) first
         run = f"runs/teal-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -151,9 +149,8 @@ def _cmd_teal_study(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import load_grid, run_sweep
+    from .sweep import run_sweep
 
-    load_grid(args.grid)  # a bad grid file is a usage error before any work
     _out_dir(args.out)
     args.resume_hint = f"nmref sweep {args.grid} --out {args.out} (finished points are kept, unfinished ones resume)"
     run_sweep(args.grid, args.out, scheduler=args.scheduler, workers=args.workers)
@@ -166,11 +163,9 @@ def _cmd_scaling(args) -> int:
     from .io import atomic_write_json
     from .scaling import fit_report, plot_report, read_points, report_markdown
 
-    if not Path(args.results).is_file():
-        raise NMRefValueError(f"RESULTS {args.results!r} is not a file; expected a sweep's results.csv")
+    pts = read_points(args.results)  # a missing or malformed file is a usage error before the fit
     if args.out:
         _out_dir(args.out)
-    pts = read_points(args.results)
     rep = fit_report(pts, form=args.form, holdout=args.holdout, n_boot=args.boot,
                      rng=np.random.default_rng(args.seed))
     text = report_markdown(rep)
@@ -224,7 +219,6 @@ def _cmd_golden(args) -> int:
     if not (directory / "manifest.json").is_file():
         raise NMRefValueError(f"{str(directory)!r} has no manifest.json: not a golden set")
     impl = None
-    _hypothesis_home()
     if args.impl:
         from .testing import load_impl
         impl = load_impl(args.impl)
@@ -328,8 +322,6 @@ def _cmd_conform(args) -> int:
         return 0
     if not args.impl or not args.op:
         raise NMRefValueError("nmref conform needs --impl MODULE:OBJECT and --op OP (or --list)")
-    if not args.timeout > 0:
-        raise NMRefValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
     _hypothesis_home()
     obj = load_impl(args.impl)
     ops = list(OPS) if args.op == ["all"] else args.op
@@ -514,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "operation the namespace has)")
     c.add_argument("--examples", type=_positive("--examples"), default=200,
                    help="inputs to draw per operation (default: 200)")
-    c.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+    c.add_argument("--timeout", type=_number("--timeout", float, lambda v: v > 0, "a number of seconds > 0"),
+                   default=5.0, metavar="SECONDS",
                    help="per-example time limit of the implementation (default 5 s; a call that takes longer is "
                         "reported as a hang, which differs)")
     c.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
@@ -550,24 +543,19 @@ def _set_threads(args, run_dir=None) -> None:
     BLAS sums, so a run records it (``RUN/blas.json``) and ``--resume`` uses the recorded count unless
     ``--threads`` says otherwise: resumed runs stay bit-identical."""
     from threadpoolctl import threadpool_limits
-    threads = args.threads
-    if run_dir is not None:
-        rec = Path(run_dir) / "blas.json"
-        if threads is None and rec.is_file():
-            threads = int(json.loads(rec.read_text()).get("threads", 1))
-        elif threads is not None and rec.is_file() and int(json.loads(rec.read_text()).get("threads", 1)) != threads:
-            print(f"nmref: warning: the run was started with {json.loads(rec.read_text())['threads']} BLAS thread(s); "
-                  f"--threads {threads} changes the order of its sums (results differ from the run's in the last bits)",
-                  file=sys.stderr)
-    args.threads = threads or 1
+    rec = Path(run_dir) / "blas.json" if run_dir is not None else None
+    recorded = int(json.loads(rec.read_text())["threads"]) if rec is not None and rec.is_file() else None
+    if args.threads is not None and recorded is not None and args.threads != recorded:
+        print(f"nmref: warning: the run was started with {recorded} BLAS thread(s); --threads {args.threads} changes "
+              "the order of its sums (results differ from the run's in the last bits)", file=sys.stderr)
+    args.threads = args.threads or recorded or 1
     args.thread_limit = threadpool_limits(limits=args.threads, user_api="blas")
 
 
 def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename is not None:
         return f"{e.strerror or type(e).__name__}: {e.filename!r}" + (f" -> {e.filename2!r}" if e.filename2 else "")
-    text = str(e) or type(e).__name__
-    return text.splitlines()[0] if len(text.splitlines()) == 1 else " ".join(l.strip() for l in text.splitlines())
+    return " ".join(line.strip() for line in (str(e) or type(e).__name__).splitlines())
 
 
 def main(argv=None) -> int:

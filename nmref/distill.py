@@ -71,48 +71,44 @@ def log_softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return _log_softmax(z, _temperature(temperature), _acc(z)).astype(z.dtype, copy=False)
 
 
-def _pair(teacher_logits, student_logits, temperature):
+def _kl(teacher_logits, student_logits, temperature, kind):
+    """``(loss, grad in the arithmetic dtype, the student's dtype)`` of the forward or reverse KL."""
     zt = _logits("teacher_logits", teacher_logits)
     zs = _logits("student_logits", student_logits)
     check_shape("student_logits", zs, zt.shape)
     t, acc = _temperature(temperature), _acc(zt, zs)
-    return _log_softmax(zt, t, acc), _log_softmax(zs, t, acc), _tokens(zs), t, acc
-
-
-def _kl_forward(teacher_logits, student_logits, temperature):
-    lt, ls, n, t, acc = _pair(teacher_logits, student_logits, temperature)
-    pt, ps = np.exp(lt), np.exp(ls)
-    loss = t * t * float(np.sum(pt * (lt - ls))) / n
-    return loss, acc.type(t) * (ps - pt) / acc.type(n)
-
-
-def _kl_reverse(teacher_logits, student_logits, temperature):
-    lt, ls, n, t, acc = _pair(teacher_logits, student_logits, temperature)
+    lt, ls, n = _log_softmax(zt, t, acc), _log_softmax(zs, t, acc), _tokens(zs)
     ps = np.exp(ls)
-    ell = ls - lt
-    loss = t * t * float(np.sum(ps * ell)) / n
-    return loss, acc.type(t) * ps * (ell - np.sum(ps * ell, axis=-1, keepdims=True)) / acc.type(n)
+    if kind == "forward":
+        pt = np.exp(lt)
+        loss, grad = t * t * float(np.sum(pt * (lt - ls))) / n, acc.type(t) * (ps - pt) / acc.type(n)
+    else:
+        ell = ls - lt
+        loss = t * t * float(np.sum(ps * ell)) / n
+        grad = acc.type(t) * ps * (ell - np.sum(ps * ell, axis=-1, keepdims=True)) / acc.type(n)
+    return loss, grad, zs.dtype
 
 
 def kl_forward(teacher_logits, student_logits, *, temperature: float = 1.0):
     """``T² · mean KL(p_t ‖ p_s)`` and its gradient w.r.t. the student logits."""
-    loss, grad = _kl_forward(teacher_logits, student_logits, temperature)
-    return loss, grad.astype(_logits("student_logits", student_logits).dtype)
+    loss, grad, dtype = _kl(teacher_logits, student_logits, temperature, "forward")
+    return loss, grad.astype(dtype)
 
 
 def kl_reverse(teacher_logits, student_logits, *, temperature: float = 1.0):
     """``T² · mean KL(p_s ‖ p_t)`` and its gradient w.r.t. the student logits."""
-    loss, grad = _kl_reverse(teacher_logits, student_logits, temperature)
-    return loss, grad.astype(_logits("student_logits", student_logits).dtype)
+    loss, grad, dtype = _kl(teacher_logits, student_logits, temperature, "reverse")
+    return loss, grad.astype(dtype)
 
 
 def cross_entropy(logits, targets):
     """``mean −log softmax(z)[target]`` over tokens and its gradient; ``targets`` are integer ids."""
-    loss, grad = _cross_entropy(logits, targets)
-    return loss, grad.astype(_logits("logits", logits).dtype)
+    loss, grad, dtype = _cross_entropy(logits, targets)
+    return loss, grad.astype(dtype)
 
 
 def _cross_entropy(logits, targets, acc=None):
+    """``(loss, grad in the arithmetic dtype, the logits' dtype)``; ``acc`` overrides the arithmetic dtype."""
     z = _logits("logits", logits)
     targets = np.asarray(targets)
     if not np.issubdtype(targets.dtype, np.integer):
@@ -127,7 +123,7 @@ def _cross_entropy(logits, targets, acc=None):
     picked = np.take_along_axis(ls, targets[..., None], axis=-1)
     grad = np.exp(ls)
     np.put_along_axis(grad, targets[..., None], np.take_along_axis(grad, targets[..., None], axis=-1) - 1, axis=-1)
-    return -float(picked.sum()) / n, grad / acc.type(n)
+    return -float(picked.sum()) / n, grad / acc.type(n), z.dtype
 
 
 def distill_loss(student_logits, teacher_logits, targets, *, alpha: float, temperature: float = 1.0,
@@ -136,11 +132,10 @@ def distill_loss(student_logits, teacher_logits, targets, *, alpha: float, tempe
     forward or reverse KL. ``α ∈ [0, 1]``."""
     alpha = check_finite_scalar("alpha", alpha, minimum=0.0, maximum=1.0)
     check_choice("kind", kind, DISTILL_KINDS)
-    kl = _kl_forward if kind == "forward" else _kl_reverse
-    l_kl, g_kl = kl(teacher_logits, student_logits, temperature)
-    l_ce, g_ce = _cross_entropy(student_logits, targets, g_kl.dtype)
+    l_kl, g_kl, dtype = _kl(teacher_logits, student_logits, temperature, kind)
+    l_ce, g_ce, _ = _cross_entropy(student_logits, targets, g_kl.dtype)
     a, b = g_kl.dtype.type(alpha), g_kl.dtype.type(1 - alpha)
-    return alpha * l_kl + (1 - alpha) * l_ce, (a * g_kl + b * g_ce).astype(_logits("student_logits", student_logits).dtype)
+    return alpha * l_kl + (1 - alpha) * l_ce, (a * g_kl + b * g_ce).astype(dtype)
 
 
 def squarehead_loss(student_features, teacher_features):

@@ -79,7 +79,7 @@ CASES = [  # (argv, substring of the one-line message)
     (["experiment", "--resume", "a_dir"], "a_dir"),
     (["experiment", "--text", "missing.txt"], "missing.txt"),
     (["experiment", "--resume", "a_dir", "--seeds", "2"], "--resume"),
-    (["teal-study", "a_dir"], "not a finished nmref experiment run"),
+    (["teal-study", "a_dir"], "is not a run directory with a finished dense stage"),
     (["teal-study", "--step", "0"], "--step must be a number in (0, 1]"),
     (["teal-study", "--step", "1.5"], "--step must be a number in (0, 1]"),
     (["report", "--layers", "-1"], "--layers must be an integer >= 1"),
