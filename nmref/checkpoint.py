@@ -136,15 +136,14 @@ def _iter_npz(path: Path):
                                       "object arrays are refused (no pickles)") from None
 
 
-TRAINING_CHECKPOINT_FORMAT = "nmref-tiny-checkpoint/1"
-
-
 def _iter_safetensors(path: Path, names=None):
     from safetensors import SafetensorError, safe_open
+
+    from .tiny.train import CKPT_FORMAT  # what nmref experiment writes for --resume
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-            if meta.get("format") == TRAINING_CHECKPOINT_FORMAT:
+            if meta.get("format") == CKPT_FORMAT:
                 raise NMRefValueError(
                     f"{path} is a training checkpoint of nmref experiment (recipe {meta.get('recipe')!r}, step "
                     f"{meta.get('step')}): its weights are stored dense beside their masks and Adam moments; check "
@@ -216,7 +215,7 @@ def check_checkpoint(path, *, pattern: str = "2:4", axis: int = -1, include: str
         raise NMRefValueError(f"include {include!r} matches none of the {len(reports)} tensor names (e.g. "
                               f"{', '.join(repr(r.name) for r in reports[:3])}); nothing would be checked")
     expected = [r for r in reports if r.expected_sparse]
-    if expected and all(r.reason.startswith(f"axis {axis} out of range") for r in expected):
+    if expected and not any(-len(r.shape) <= axis < len(r.shape) for r in expected):
         raise NMRefValueError(f"axis {axis} is out of range for every tensor that should be sparse "
                               f"(they have {sorted({len(r.shape) for r in expected})} dimensions)")
     return reports

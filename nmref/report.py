@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._checks import check_int
 from .compress import (compress_24_bitmask, compress_24_cutlass, compress_nm, compression_ratio, decompress_24_bitmask,
                        decompress_24_cutlass, decompress_nm, decode_mask_enumerative, encode_mask_enumerative)
 from .masks import is_nm_sparse, nm_mask, transposable_nm_mask
@@ -23,7 +24,6 @@ def run_report(preset: str = "tiny", seed: int = 0, layers: int | None = None, *
     projection; ``progress`` shows a bar per projection shape on a terminal."""
     from tqdm import tqdm
 
-    from ._checks import check_int
     if layers is not None:
         layers = check_int("layers", layers, minimum=1)
     rng = np.random.default_rng(seed)

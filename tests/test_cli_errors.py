@@ -141,8 +141,11 @@ def test_hang_is_reported_not_waited_for(files, capsys):
 
 
 def test_debug_shows_the_traceback(files):
-    with pytest.raises(Exception):
+    from nmref import NMRefValueError
+    with pytest.raises(NMRefValueError, match="does not exist"):  # raised, not turned into a line
         cli(["check-checkpoint", "missing.safetensors", "--debug"])
+    with pytest.raises(NMRefValueError, match="does not exist"):  # before the command too
+        cli(["--debug", "check-checkpoint", "missing.safetensors"])
 
 
 def test_every_help_lists_the_exit_codes(capsys):

@@ -13,20 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import nmref
-
-
-def to_torch(a: np.ndarray) -> torch.Tensor:
-    if a.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(a).view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(a).copy())
-
-
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach()
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return t.numpy()
+from nmref.testing.adapters import from_torch as to_numpy, to_torch  # the kit's bit-exact conversions
 
 
 # ------------------------------------------------------------------ N:M mask

@@ -56,7 +56,7 @@ def _map(value, array_fn, is_leaf):
         return {k: _map(v, array_fn, is_leaf) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         out = [_map(v, array_fn, is_leaf) for v in value]
-        return type(value)(out) if isinstance(value, list) or type(value) is tuple else type(value)(*out)
+        return type(value)(*out) if hasattr(value, "_fields") else type(value)(out)  # a namedtuple takes fields
     return value
 
 

@@ -68,10 +68,15 @@ def float_dtypes(draw, names=FLOAT_DTYPE_NAMES):
 _WIDTH = {"float16": 16, "bfloat16": 32, "float32": 32, "float64": 64}
 
 
+def _largest(dtype) -> float:
+    """The largest finite value of ``dtype``."""
+    return 3.3895313892515355e38 if np.dtype(dtype).name == "bfloat16" else float(np.finfo(dtype).max)
+
+
 def _specials(dtype, infinity: bool) -> list:
     name = np.dtype(dtype).name
     tiny = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -133, "float32": 2.0 ** -149, "float64": 5e-324}[name]
-    big = 3.3895313892515355e38 if name == "bfloat16" else float(np.finfo(dtype).max)  # largest finite value
+    big = _largest(dtype)
     out = [0.0, -0.0, tiny, -tiny, big, -big]
     return out + ([np.inf, -np.inf] if infinity else [])
 
@@ -90,8 +95,7 @@ def values(dtype, *, infinity: bool = True, ties: bool = True, magnitude: float 
     parts.append(st.sampled_from(specials))
     width = _WIDTH[np.dtype(dtype).name]
     if magnitude is None and np.dtype(dtype).name == "bfloat16":  # float32 draws beyond bfloat16's max round to Inf
-        big = _specials(dtype, False)[4]
-        parts.append(st.floats(-big, big, allow_nan=False, width=width))
+        parts.append(st.floats(-_largest(dtype), _largest(dtype), allow_nan=False, width=width))
     elif magnitude is None:
         parts.append(st.floats(allow_nan=False, allow_infinity=False, width=width))
     else:

@@ -32,7 +32,7 @@ from .recipes import ONE_SHOT, get_recipe, one_shot_prune
 from .train import (StageState, check_checkpoint_meta, evaluate, export_weights, load_checkpoint,
                     run_stage, start_stage)
 
-__all__ = ["run_experiment", "prepare_data", "RunDirError", "write_plots"]
+__all__ = ["run_experiment", "prepare_data", "RunDirError"]
 
 # Retraining recipes share one batch stream (stage id 1): the same tokens in the same order.
 _STAGE_DENSE, _STAGE_RETRAIN, _STAGE_CALIB = 0, 1, 2

@@ -1,6 +1,6 @@
 """The experiment's figures, drawn so that what they show can be read off them.
 
-Rules every figure follows: values are labelled where a reader compares them (bars); an axis starts
+Rules every figure follows: values are labelled where a reader compares them (dot plots); an axis starts
 near its data or is logarithmic where the data span decades; a series that would flatten the others
 gets its own panel (the dense stage, one-shot perplexities); zero is never drawn on a log axis (it is
 marked and counted instead); overlapping series differ in marker and line style; intervals are drawn
@@ -34,7 +34,7 @@ def _smooth(v, k):
     return np.convolve(v, np.ones(k) / k, mode="valid")
 
 
-def _zoom(ax, values, pad=0.15):
+def _zoom(values, pad=0.15):
     """Limit the value axis to the data (with a margin), never to zero."""
     lo, hi = float(np.min(values)), float(np.max(values))
     span = hi - lo if hi > lo else max(abs(hi), 1e-3) * 0.02
@@ -65,7 +65,7 @@ def _loss_figure(plt, metrics, results):
               ylabel="nats/token")
     ax[2].set(title="validation loss of the exported model", xlabel="step in stage", ylabel="nats/token")
     if retrain:  # the retraining recipes set the scale; the dense curve's early values would flatten them
-        ax[2].set_ylim(*_zoom(ax[2], retrain + ([floor] if floor is not None else [])))
+        ax[2].set_ylim(*_zoom(retrain + ([floor] if floor is not None else [])))
     if floor is not None:
         for a in ax:
             a.axhline(floor, color="k", ls="--", lw=0.8, label="entropy floor")
@@ -112,7 +112,7 @@ def _dots(ax, names, values, title, floor=None, errors=None):
     ax.grid(True, axis="x", alpha=0.3)
     spread = list(values) + ([v + e for v, e in zip(values, errors)] + [v - e for v, e in zip(values, errors)]
                              if errors is not None else [])
-    lo, hi = _zoom(ax, spread, pad=0.3)
+    lo, hi = _zoom(spread, pad=0.3)
     if floor is not None and floor >= lo - 0.5 * (hi - lo):
         lo = min(lo, floor - 0.05 * (hi - lo))
         ax.axvline(floor, color="k", ls="--", lw=0.8, label=f"entropy floor {floor:.3f}")
